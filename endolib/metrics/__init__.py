@@ -1,0 +1,1 @@
+"""Official metrics of the downstream benchmarks (classification, segmentation, detection, phase, triplets)."""

@@ -1,0 +1,1 @@
+"""Speed profiling: streaming latency, clip throughput and memory, with the environment recorded."""

@@ -1,0 +1,1 @@
+"""Downstream tasks: heads on EndoMamba features and one shared fine-tuning / evaluation loop."""
