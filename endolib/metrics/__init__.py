@@ -1,1 +1,18 @@
-"""Official metrics of the downstream benchmarks (classification, segmentation, detection, phase, triplets)."""
+"""Official metrics of the downstream benchmarks (classification, segmentation, detection, phase, triplets).
+
+Every function takes torch tensors, numpy arrays or lists and returns Python floats or numpy arrays;
+values are fractions in [0, 1] (multiply by 100 to compare with papers, which report percentages).
+Each module's docstring states the definition it follows and where that definition comes from.
+"""
+from endolib.metrics.classification import (
+    accuracy,
+    auroc,
+    confusion_matrix,
+    f1_score,
+    precision_recall_f1,
+    top_k_accuracy,
+)
+
+__all__ = [
+    "accuracy", "auroc", "confusion_matrix", "f1_score", "precision_recall_f1", "top_k_accuracy",
+]
