@@ -1,0 +1,80 @@
+"""SurgicalActions160 clip action recognition: frame features averaged over the clip, a Linear head, top-1.
+
+SurgicalActions160 holds short clips of 16 surgical actions (160 clips, 10 per class), one label per
+clip. The model pools EndoMamba's per-frame features over the clip's frames (mean) and classifies
+the pooled vector. The metric is top-1 accuracy over the evaluation clips; the trivial baseline
+always predicts the majority training class.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+MODES = ("linear", "finetune")
+
+
+class ClipClassifier(nn.Module):
+    """EndoMamba features (B, T, C) -> mean over T -> Linear -> (B, classes).
+
+    In ``'linear'`` mode the backbone is frozen (no grad, eval mode): a linear probe."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, mode: str = "finetune", dropout: float = 0.0):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        if getattr(backbone, "num_classes", 0):
+            raise ValueError(f"the backbone must return features (create it with num_classes=0); "
+                             f"it has num_classes={backbone.num_classes}.")
+        self.backbone, self.mode = backbone, mode
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.embed_dim, num_classes)
+        if mode == "linear":
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.mode == "linear":
+            self.backbone.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, T, H, W) -> (B, classes)
+        if self.mode == "linear":
+            with torch.no_grad():
+                feats = self.backbone(x)
+        else:
+            feats = self.backbone(x)
+        return self.head(self.drop(feats.mean(1)))
+
+
+def action_loss(model: ClipClassifier, batch: dict) -> torch.Tensor:
+    """Cross-entropy of the clip logits. batch: video (B, 3, T, H, W), label (B,)."""
+    return nn.functional.cross_entropy(model(batch["video"]), batch["label"])
+
+
+@torch.no_grad()
+def predict(model: ClipClassifier, dataset, batch_size: int = 8, device="cpu"):
+    """(true (N,), pred (N,), probs (N, K)) over every clip of `dataset`."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    true, probs = [], []
+    for batch in loader:
+        probs.append(model(batch["video"].to(device)).softmax(-1).float().cpu())
+        true.append(batch["label"])
+    probs = torch.cat(probs).numpy()
+    return torch.cat(true).numpy(), probs.argmax(-1), probs
+
+
+def top1(true: np.ndarray, pred: np.ndarray) -> float:
+    """Fraction of clips whose predicted class equals the true class."""
+    true, pred = np.asarray(true).ravel(), np.asarray(pred).ravel()
+    if true.shape != pred.shape or true.size == 0:
+        raise ValueError(f"expected two equal, non-empty label arrays; got {true.shape} and {pred.shape}.")
+    return float((true == pred).mean())
+
+
+def majority_class(labels) -> int:
+    """Most frequent training label: the trivial baseline predicts it for every clip."""
+    return int(np.bincount(np.asarray(labels, dtype=int).ravel()).argmax())

@@ -1,0 +1,139 @@
+"""Online surgical phase recognition: a causal per-frame head on EndoMamba, streamed over whole videos.
+
+Datasets: Cholec80 (7 phases), AutoLaparo (7), M2CAI16 (8), OphNet (phases of ophthalmic surgery).
+
+Training sees short clips with one phase label per frame; the loss is cross-entropy over every frame.
+Evaluation is *online*: each whole video (any length) is fed to the backbone's streaming API
+(``init_stream`` once per video, then ``step`` on 1 or k frames at a time), so a prediction for
+frame t depends only on frames <= t and memory does not grow with the video's length. The head is
+per-frame (a Linear on the frame feature), so it is causal by construction; the backbone's temporal
+layers carry the past. Metrics are the official ones from ``endolib.metrics`` (per-video accuracy,
+precision, recall, Jaccard per phase; optional 10-second relaxed boundary).
+
+The pieces shared with the other per-frame task families (triplets, localization) live here:
+``PerFrameModel`` (backbone + named per-frame heads, with ``init_stream``/``step``) and
+``stream_outputs`` (whole-video streaming evaluation).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Dict, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+PHASE_DATASETS = ("cholec80", "autolaparo", "m2cai16", "ophnet")
+MODES = ("linear", "finetune")
+
+
+class PerFrameModel(nn.Module):
+    """EndoMamba features -> one Linear head per output name, applied to every frame.
+
+    ``forward(x)``: x (B, 3, T, H, W) -> {name: (B, T, classes)}.
+    ``init_stream(batch)`` / ``step(frames, state)``: the same outputs, k frames at a time.
+    In ``'linear'`` mode the backbone is frozen (no grad, kept in eval mode): a linear probe.
+    """
+
+    def __init__(self, backbone: nn.Module, heads: Dict[str, int], mode: str = "finetune",
+                 dropout: float = 0.0):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        if getattr(backbone, "num_classes", 0):
+            raise ValueError(f"the backbone must return features (create it with num_classes=0); "
+                             f"it has num_classes={backbone.num_classes}.")
+        self.backbone, self.mode = backbone, mode
+        self.drop = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({k: nn.Linear(backbone.embed_dim, n) for k, n in heads.items()})
+        if mode == "linear":
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.mode == "linear":
+            self.backbone.eval()  # a frozen probe: no drop path, no dropout in the backbone
+        return self
+
+    def _features(self, fn, *args):
+        if self.mode == "linear":
+            with torch.no_grad():
+                return fn(*args)
+        return fn(*args)
+
+    def heads_on(self, feats: torch.Tensor) -> Dict[str, torch.Tensor]:
+        # feats: (B, T, C) -> {name: (B, T, classes)}
+        feats = self.drop(feats)
+        return {k: h(feats) for k, h in self.heads.items()}
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        # x: (B, 3, T, H, W)
+        return self.heads_on(self._features(self.backbone, x))
+
+    def init_stream(self, batch_size: int):
+        return self.backbone.init_stream(batch_size)
+
+    def step(self, frames: torch.Tensor, state):
+        # frames: (B, 3, k, H, W) -> ({name: (B, k, classes)}, state)
+        feats, state = self._features(self.backbone.step, frames, state)
+        return self.heads_on(feats), state
+
+
+@torch.no_grad()
+def stream_outputs(model: PerFrameModel, video: torch.Tensor, chunk: int = 1,
+                   device="cpu") -> Dict[str, torch.Tensor]:
+    """Run a whole video through ``model`` with the streaming API, ``chunk`` frames per step.
+
+    video: (3, T, H, W) float, any T -> {name: (T, classes)} float32 on CPU.
+    Only the recurrent state is kept between steps, so memory is constant in T (plus the outputs).
+    """
+    if video.dim() != 4 or video.shape[0] != 3:
+        raise ValueError(f"expected one video as (3, T, H, W), got shape {tuple(video.shape)}; "
+                         "pass ds.videos()[i][1], not a batch.")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1 frame, got {chunk}.")
+    model.eval()
+    state = model.init_stream(1)
+    pieces: Dict[str, list] = {}
+    for t0 in range(0, video.shape[1], chunk):
+        frames = video[None, :, t0:t0 + chunk].to(device, non_blocking=True)
+        out, state = model.step(frames, state)
+        for k, v in out.items():
+            pieces.setdefault(k, []).append(v[0].float().cpu())
+    return {k: torch.cat(v) for k, v in pieces.items()}
+
+
+def phase_loss(model: PerFrameModel, batch: dict) -> torch.Tensor:
+    """Cross-entropy over every frame of every clip. batch: video (B, 3, T, H, W), phase (B, T)."""
+    logits = model(batch["video"])["phase"]  # (B, T, K)
+    return nn.functional.cross_entropy(logits.flatten(0, 1), batch["phase"].flatten())
+
+
+def majority_phase(labels: Iterable[np.ndarray]) -> int:
+    """The most frequent phase over all training frames (the trivial baseline predicts it always)."""
+    counts = np.bincount(np.concatenate([np.asarray(l).ravel() for l in labels]))
+    return int(counts.argmax())
+
+
+def predict_videos(model: PerFrameModel, videos, chunk: int = 1, device="cpu",
+                   key: str = "phase") -> list:
+    """Stream every video; returns [(video_id, true (T,), pred (T,), probs (T, K))]."""
+    rows = []
+    for vid, frames, labels in tqdm(videos, desc=f"streaming {key}", leave=False):
+        logits = stream_outputs(model, frames, chunk=chunk, device=device)[key]
+        probs = logits.softmax(-1).numpy()
+        rows.append((vid, np.asarray(labels[key]), probs.argmax(-1), probs))
+    return rows
+
+
+def phase_scores(rows, num_classes: int, fps: float = 1.0, relaxed: bool = False) -> dict:
+    """Official phase metrics over videos from [(video_id, true, pred, ...)] rows (endolib.metrics)."""
+    from endolib import metrics
+
+    true = [r[1] for r in rows]
+    pred = [r[2] for r in rows]
+    return metrics.phase_metrics(true, pred, num_classes=num_classes, fps=fps, relaxed=relaxed)
