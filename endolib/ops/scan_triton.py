@@ -1,0 +1,303 @@
+"""Selective scan in Triton (forward and backward, initial state in, last state out), backend 'triton'.
+
+Same semantics as `endolib.ops.selective_scan_ref` (mamba-ssm's `selective_scan_fn`):
+    delta <- softplus(delta + delta_bias);  h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t  (h_{-1} = initial_state)
+    y_t = C_t . h_t + D u_t;  y_t <- y_t * silu(z_t)
+Each program owns BLOCK_D channels of one batch element and walks the sequence in chunks of CHUNK steps;
+inside a chunk the linear recurrence is one `tl.associative_scan` over (exp(delta A), delta B u) pairs, so a
+GPU user gets a fast, differentiable scan without compiling a CUDA extension.
+The backward recomputes the states of each chunk from the chunk-start states saved by the forward (b, d,
+chunks, n floats) and runs the adjoint recurrence G_t = dy_t C_t + exp(delta_{t+1} A) G_{t+1} as a reverse
+scan. Runs on CUDA tensors, or on CPU tensors under Triton's interpreter (`TRITON_INTERPRET=1` set before
+triton is imported) for tests. Importing this module never fails: without triton, `available()` is False.
+"""
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+try:  # triton is optional: the module must import on any machine
+    import triton
+    import triton.language as tl
+    _HAVE_TRITON = True
+except Exception:  # pragma: no cover - depends on the machine
+    triton = None
+    tl = None
+    _HAVE_TRITON = False
+
+CHUNK = 32
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels through its CPU interpreter (TRITON_INTERPRET=1 at import)."""
+    if not _HAVE_TRITON:
+        return False
+    try:
+        return bool(triton.knobs.runtime.interpret)
+    except AttributeError:  # older triton
+        import os
+        return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def available(device=None) -> bool:
+    """Whether the Triton scan can run on `device` (CUDA with triton, or CPU under the interpreter)."""
+    if not _HAVE_TRITON:
+        return False
+    dev = torch.device(device) if device is not None else None
+    if dev is None or dev.type == "cuda":
+        return torch.cuda.is_available()
+    return dev.type == "cpu" and interpreting()
+
+
+if _HAVE_TRITON:
+
+    @triton.jit
+    def _combine(a1, b1, a2, b2):
+        # compose two steps h -> a h + b: first (a1, b1), then (a2, b2)
+        return a1 * a2, a2 * b1 + b2
+
+    @triton.jit
+    def _fwd_kernel(U, DT, A, Bm, Cm, Dv, Z, BIAS, H0, OUT, HLAST, HSAVE, L, DIM, NSTATE, NCHUNK,
+                    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE: tl.constexpr,
+                    BLOCK_D: tl.constexpr, CHUNK: tl.constexpr, BLOCK_N: tl.constexpr):
+        pid_b = tl.program_id(0)
+        offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+        offs_n = tl.arange(0, BLOCK_N)
+        offs_t = tl.arange(0, CHUNK)
+        dmask = offs_d < DIM
+        dn_mask = dmask[:, None] & (offs_n < NSTATE)[None, :]
+        A_blk = tl.load(A + offs_d[:, None] * NSTATE + offs_n[None, :], mask=dn_mask, other=0.0).to(tl.float32)
+        state_off = (pid_b * DIM + offs_d[:, None]) * NSTATE + offs_n[None, :]
+        if HAS_H0:
+            h = tl.load(H0 + state_off, mask=dn_mask, other=0.0).to(tl.float32)
+        else:
+            h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(BIAS + offs_d, mask=dmask, other=0.0).to(tl.float32)
+        if HAS_D:
+            dskip = tl.load(Dv + offs_d, mask=dmask, other=0.0).to(tl.float32)
+        for c in range(0, NCHUNK):
+            if SAVE:
+                tl.store(HSAVE + ((pid_b * DIM + offs_d[:, None]) * NCHUNK + c) * NSTATE + offs_n[None, :],
+                         h, mask=dn_mask)
+            t = c * CHUNK + offs_t
+            tmask = t < L
+            m2 = dmask[:, None] & tmask[None, :]
+            base = (pid_b * DIM + offs_d[:, None]) * L + t[None, :]
+            u = tl.load(U + base, mask=m2, other=0.0).to(tl.float32)
+            dt = tl.load(DT + base, mask=m2, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                dt = dt + bias[:, None]
+            if SOFTPLUS:
+                dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+            dt = tl.where(m2, dt, 0.0)  # padded steps: exp(0) = 1 and no input, the state passes through
+            bc_off = pid_b * NSTATE * L + offs_n[None, :] * L + t[:, None]
+            tn_mask = tmask[:, None] & (offs_n < NSTATE)[None, :]
+            Bc = tl.load(Bm + bc_off, mask=tn_mask, other=0.0).to(tl.float32)
+            Cc = tl.load(Cm + bc_off, mask=tn_mask, other=0.0).to(tl.float32)
+            dA = tl.exp(dt[:, :, None] * A_blk[:, None, :])
+            dBu = (dt * u)[:, :, None] * Bc[None, :, :]
+            sa, sb = tl.associative_scan((dA, dBu), axis=1, combine_fn=_combine)
+            hs = sa * h[:, None, :] + sb
+            y = tl.sum(hs * Cc[None, :, :], axis=2)
+            h = tl.sum(tl.where((offs_t == CHUNK - 1)[None, :, None], hs, 0.0), axis=1)
+            if HAS_D:
+                y = y + u * dskip[:, None]
+            if HAS_Z:
+                zz = tl.load(Z + base, mask=m2, other=0.0).to(tl.float32)
+                y = y * zz * tl.sigmoid(zz)
+            tl.store(OUT + base, y.to(OUT.dtype.element_ty), mask=m2)
+        tl.store(HLAST + state_off, h, mask=dn_mask)
+
+    @triton.jit
+    def _bwd_kernel(U, DT, A, Bm, Cm, DY, HSAVE, DHLAST, DU, DDT, DA, DB, DC, DH0, L, DIM, NSTATE, NCHUNK,
+                    HAS_DHLAST: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
+                    BLOCK_N: tl.constexpr):
+        pid_b = tl.program_id(0)
+        pid_d = tl.program_id(1)
+        ndblk = tl.num_programs(1)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        offs_n = tl.arange(0, BLOCK_N)
+        offs_t = tl.arange(0, CHUNK)
+        dmask = offs_d < DIM
+        nmask = offs_n < NSTATE
+        dn_mask = dmask[:, None] & nmask[None, :]
+        A_blk = tl.load(A + offs_d[:, None] * NSTATE + offs_n[None, :], mask=dn_mask, other=0.0).to(tl.float32)
+        state_off = (pid_b * DIM + offs_d[:, None]) * NSTATE + offs_n[None, :]
+        if HAS_DHLAST:
+            g = tl.load(DHLAST + state_off, mask=dn_mask, other=0.0).to(tl.float32)
+        else:
+            g = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+        dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+        for ci in range(0, NCHUNK):
+            c = NCHUNK - 1 - ci
+            t = c * CHUNK + offs_t
+            tmask = t < L
+            m2 = dmask[:, None] & tmask[None, :]
+            base = (pid_b * DIM + offs_d[:, None]) * L + t[None, :]
+            u = tl.load(U + base, mask=m2, other=0.0)
+            dt = tl.load(DT + base, mask=m2, other=0.0)
+            dy = tl.load(DY + base, mask=m2, other=0.0)
+            m2n = dmask[:, None] & (t + 1 < L)[None, :]
+            dt1 = tl.load(DT + base + 1, mask=m2n, other=0.0)  # delta_{t+1}; 0 past the end -> factor 1
+            bc_off = pid_b * NSTATE * L + offs_n[None, :] * L + t[:, None]
+            tn_mask = tmask[:, None] & nmask[None, :]
+            Bc = tl.load(Bm + bc_off, mask=tn_mask, other=0.0).to(tl.float32)
+            Cc = tl.load(Cm + bc_off, mask=tn_mask, other=0.0).to(tl.float32)
+            h_start = tl.load(HSAVE + ((pid_b * DIM + offs_d[:, None]) * NCHUNK + c) * NSTATE + offs_n[None, :],
+                              mask=dn_mask, other=0.0)
+            dA = tl.exp(dt[:, :, None] * A_blk[:, None, :])
+            dBu = (dt * u)[:, :, None] * Bc[None, :, :]
+            sa, sb = tl.associative_scan((dA, dBu), axis=1, combine_fn=_combine)
+            hs = sa * h_start[:, None, :] + sb
+            dA1 = tl.exp(dt1[:, :, None] * A_blk[:, None, :])
+            x = dy[:, :, None] * Cc[None, :, :]
+            ra, rb = tl.associative_scan((dA1, x), axis=1, combine_fn=_combine, reverse=True)
+            G = rb + ra * g[:, None, :]  # total gradient of h_t
+            first = (offs_t == 0)[None, :, None]
+            g = tl.sum(tl.where(first, G, 0.0), axis=1)
+            hprev_dA = hs - dBu  # exp(delta_t A) h_{t-1}
+            ddt = tl.sum(G * (Bc[None, :, :] * u[:, :, None] + A_blk[:, None, :] * hprev_dA), axis=2)
+            du = tl.sum(G * Bc[None, :, :], axis=2) * dt
+            dA_acc += tl.sum(G * dt[:, :, None] * hprev_dA, axis=1)
+            dB_part = tl.sum(G * (dt * u)[:, :, None], axis=0)
+            dC_part = tl.sum(hs * dy[:, :, None], axis=0)
+            tl.store(DU + base, du, mask=m2)
+            tl.store(DDT + base, ddt, mask=m2)
+            part_off = ((pid_b * ndblk + pid_d) * NSTATE + offs_n[None, :]) * L + t[:, None]
+            tl.store(DB + part_off, dB_part, mask=tn_mask)
+            tl.store(DC + part_off, dC_part, mask=tn_mask)
+        # after the first chunk, g is G_0; the initial state enters h_0 through exp(delta_0 A)
+        dt0 = tl.load(DT + (pid_b * DIM + offs_d) * L, mask=dmask, other=0.0)
+        tl.store(DA + state_off, dA_acc, mask=dn_mask)
+        tl.store(DH0 + state_off, g * tl.exp(dt0[:, None] * A_blk), mask=dn_mask)
+
+
+def _block_d(batch: int, dim: int, device: torch.device) -> int:
+    if device.type != "cuda":  # interpreter: fewer, larger programs run faster
+        return min(64, triton.next_power_of_2(dim))
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    for bd in (32, 16, 8):  # largest block that still gives every SM about two programs
+        if batch * math.ceil(dim / bd) >= 2 * sms:
+            return bd
+    return 4
+
+
+def _check(u, delta, A, B, C, initial_state):
+    # u, delta: (b, d, l); A: (d, n); B, C: (b, n, l); initial_state: (b, d, n)
+    b, d, l = u.shape
+    n = A.shape[1]
+    if delta.shape != u.shape or A.shape != (d, n) or B.shape != (b, n, l) or C.shape != (b, n, l):
+        raise ValueError(
+            f"selective_scan (triton) expects u, delta (b, d, l), A (d, n), B, C (b, n, l); got u "
+            f"{tuple(u.shape)}, delta {tuple(delta.shape)}, A {tuple(A.shape)}, B {tuple(B.shape)}, "
+            f"C {tuple(C.shape)}. Variable B/C per channel and complex A are not supported: use backend 'torch'.")
+    if initial_state is not None and initial_state.shape != (b, d, n):
+        raise ValueError(f"initial_state must be (b, d, n) = {(b, d, n)}, got {tuple(initial_state.shape)}")
+    if not available(u.device):
+        raise ValueError(
+            f"the triton scan needs CUDA tensors (or CPU tensors with TRITON_INTERPRET=1 set before triton is "
+            f"imported); got device {u.device}, triton installed: {_HAVE_TRITON}. Use backend 'torch' instead.")
+
+
+def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
+    # u, delta, z: (b, d, l) -> out (b, d, l) in u.dtype, last (b, d, n) fp32, hsave (b, d, chunks, n) fp32
+    b, d, l = u.shape
+    n = A.shape[1]
+    nchunk = max(1, math.ceil(l / CHUNK))
+    out = torch.empty_like(u)
+    last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
+    hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last
+    dummy = last
+    block_d = _block_d(b, d, u.device)
+    grid = (b, triton.cdiv(d, block_d))
+    _fwd_kernel[grid](
+        u, delta, A.float().contiguous(), B, C,
+        D.float().contiguous() if D is not None else dummy, z if z is not None else dummy,
+        delta_bias.float().contiguous() if delta_bias is not None else dummy,
+        h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk,
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
+        HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=CHUNK,
+        BLOCK_N=max(2, triton.next_power_of_2(n)))
+    return out, last, (hsave if save else None)
+
+
+def _dsilu(z):
+    s = torch.sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+class _TritonScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, h0, softplus):
+        save = any(ctx.needs_input_grad)
+        out, last, hsave = _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save)
+        ctx.softplus = softplus
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h0, hsave)
+        return out, last
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        u, delta, A, B, C, D, z, delta_bias, h0, hsave = ctx.saved_tensors
+        b, d, l = u.shape
+        n = A.shape[1]
+        uf = u.float()
+        raw = delta.float() + (delta_bias.float()[:, None] if delta_bias is not None else 0.0)
+        dtp = F.softplus(raw) if ctx.softplus else raw
+        dout = dout.float() if dout is not None else torch.zeros_like(uf)
+        dz = None
+        if z is not None:
+            y_full, _, _ = _fwd(u, dtp.contiguous(), A, B, C, D, None, None, False, h0, False)
+            zf = z.float()
+            dz = (dout * y_full.float() * _dsilu(zf)).to(z.dtype)
+            dout = dout * F.silu(zf)
+        block_d = _block_d(b, d, u.device)
+        ndblk = triton.cdiv(d, block_d)
+        du = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
+        ddt = torch.empty_like(du)
+        dA = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
+        dh0 = torch.empty_like(dA)
+        dB = torch.empty(b, ndblk, n, l, device=u.device, dtype=torch.float32)
+        dC = torch.empty_like(dB)
+        _bwd_kernel[(b, ndblk)](
+            uf.contiguous(), dtp.contiguous(), A.float().contiguous(), B, C, dout.contiguous(), hsave,
+            dlast.float().contiguous() if dlast is not None else dA, du, ddt, dA, dB, dC, dh0,
+            l, d, n, hsave.shape[2], HAS_DHLAST=dlast is not None, BLOCK_D=block_d, CHUNK=CHUNK,
+            BLOCK_N=max(2, triton.next_power_of_2(n)))
+        dD = (dout * uf).sum((0, 2)) if D is not None else None
+        if D is not None:
+            du = du + dout * D.float()[:, None]
+        if ctx.softplus:
+            ddt = ddt * torch.sigmoid(raw)
+        dbias = ddt.sum((0, 2)) if delta_bias is not None else None
+        grads = (du.to(u.dtype), ddt.to(delta.dtype), dA.sum(0).to(A.dtype), dB.sum(1).to(B.dtype),
+                 dC.sum(1).to(C.dtype), dD.to(D.dtype) if D is not None else None, dz,
+                 dbias.to(delta_bias.dtype) if delta_bias is not None else None,
+                 dh0.to(h0.dtype) if h0 is not None else None, None)
+        return grads
+
+
+def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                          initial_state=None, return_last_state=False):
+    """Triton selective scan. u, delta, z: (b, d, l); A: (d, n); B, C: (b, n, l); D, delta_bias: (d,);
+    initial_state: (b, d, n). Returns y (b, d, l) in u's dtype [, last_state (b, d, n) float32]."""
+    _check(u, delta, A, B, C, initial_state)
+    cont = [t.contiguous() if t is not None else None for t in (u, delta, A, B, C, D, z, delta_bias, initial_state)]
+    out, last = _TritonScan.apply(*cont, bool(delta_softplus))
+    return (out, last) if return_last_state else out
+
+
+def _register():
+    try:
+        from endolib.ops.backends import register_backend
+    except Exception as e:  # the registry is optional for this module
+        log.debug("endolib.ops.backends not importable (%s); triton scan not registered", e)
+        return
+    register_backend("triton", selective_scan_triton, available)
+
+
+_register()
