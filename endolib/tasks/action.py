@@ -11,42 +11,26 @@ import numpy as np
 import torch
 from torch import nn
 
-MODES = ("linear", "finetune")
-
-
 class ClipClassifier(nn.Module):
     """EndoMamba features (B, T, C) -> mean over T -> Linear -> (B, classes).
 
-    In ``'linear'`` mode the backbone is frozen (no grad, eval mode): a linear probe."""
+    Linear probe vs fine-tune is decided by the engine (``FitConfig.mode`` freezes ``.backbone``)."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, mode: str = "finetune", dropout: float = 0.0):
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.0):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
         if getattr(backbone, "num_classes", 0):
             raise ValueError(f"the backbone must return features (create it with num_classes=0); "
                              f"it has num_classes={backbone.num_classes}.")
-        self.backbone, self.mode = backbone, mode
+        self.backbone = backbone
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(backbone.embed_dim, num_classes)
-        if mode == "linear":
-            for p in self.backbone.parameters():
-                p.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.mode == "linear":
-            self.backbone.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 3, T, H, W) -> (B, classes)
-        if self.mode == "linear":
-            with torch.no_grad():
-                feats = self.backbone(x)
-        else:
+        frozen = not any(p.requires_grad for p in self.backbone.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             feats = self.backbone(x)
-        return self.head(self.drop(feats.mean(1)))
+        return self.head(self.drop(feats.float().mean(1)))
 
 
 def action_loss(model: ClipClassifier, batch: dict) -> torch.Tensor:

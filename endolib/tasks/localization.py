@@ -32,9 +32,9 @@ from endolib.tasks.phase import PerFrameModel, predict_videos
 Segment = Tuple[int, int, int, float]  # (class, start frame, end frame exclusive, score)
 
 
-def localization_model(backbone, num_classes: int, mode: str = "finetune", dropout: float = 0.0):
+def localization_model(backbone, num_classes: int, dropout: float = 0.0):
     """Backbone + a per-frame region head: outputs {'phase': (B, T, regions)} (phase-layout labels)."""
-    return PerFrameModel(backbone, {"phase": num_classes}, mode=mode, dropout=dropout)
+    return PerFrameModel(backbone, {"phase": num_classes}, dropout=dropout)
 
 
 def runs(labels: np.ndarray) -> List[Tuple[int, int, int]]:

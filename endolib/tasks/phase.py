@@ -27,7 +27,6 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 PHASE_DATASETS = ("cholec80", "autolaparo", "m2cai16", "ophnet")
-MODES = ("linear", "finetune")
 
 
 class PerFrameModel(nn.Module):
@@ -35,51 +34,40 @@ class PerFrameModel(nn.Module):
 
     ``forward(x)``: x (B, 3, T, H, W) -> {name: (B, T, classes)}.
     ``init_stream(batch)`` / ``step(frames, state)``: the same outputs, k frames at a time.
-    In ``'linear'`` mode the backbone is frozen (no grad, kept in eval mode): a linear probe.
+    Linear probe vs fine-tune is decided by the engine (``FitConfig.mode`` freezes ``.backbone``);
+    with a frozen backbone the features are computed without a graph.
     """
 
-    def __init__(self, backbone: nn.Module, heads: Dict[str, int], mode: str = "finetune",
-                 dropout: float = 0.0):
+    def __init__(self, backbone: nn.Module, heads: Dict[str, int], dropout: float = 0.0):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
         if getattr(backbone, "num_classes", 0):
             raise ValueError(f"the backbone must return features (create it with num_classes=0); "
                              f"it has num_classes={backbone.num_classes}.")
-        self.backbone, self.mode = backbone, mode
+        self.backbone = backbone
         self.drop = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({k: nn.Linear(backbone.embed_dim, n) for k, n in heads.items()})
-        if mode == "linear":
-            for p in self.backbone.parameters():
-                p.requires_grad_(False)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.mode == "linear":
-            self.backbone.eval()  # a frozen probe: no drop path, no dropout in the backbone
-        return self
-
-    def _features(self, fn, *args):
-        if self.mode == "linear":
-            with torch.no_grad():
-                return fn(*args)
-        return fn(*args)
+    def _grad(self) -> bool:
+        return torch.is_grad_enabled() and any(p.requires_grad for p in self.backbone.parameters())
 
     def heads_on(self, feats: torch.Tensor) -> Dict[str, torch.Tensor]:
         # feats: (B, T, C) -> {name: (B, T, classes)}
-        feats = self.drop(feats)
+        feats = self.drop(feats.float())
         return {k: h(feats) for k, h in self.heads.items()}
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         # x: (B, 3, T, H, W)
-        return self.heads_on(self._features(self.backbone, x))
+        with torch.set_grad_enabled(self._grad()):
+            feats = self.backbone(x)
+        return self.heads_on(feats)
 
     def init_stream(self, batch_size: int):
         return self.backbone.init_stream(batch_size)
 
     def step(self, frames: torch.Tensor, state):
         # frames: (B, 3, k, H, W) -> ({name: (B, k, classes)}, state)
-        feats, state = self._features(self.backbone.step, frames, state)
+        with torch.set_grad_enabled(self._grad()):
+            feats, state = self.backbone.step(frames, state)
         return self.heads_on(feats), state
 
 

@@ -20,9 +20,9 @@ from endolib.tasks.phase import PerFrameModel, stream_outputs
 COMPONENTS = {"instrument": 6, "verb": 10, "target": 15, "triplet": 100}
 
 
-def triplet_model(backbone: nn.Module, mode: str = "finetune", dropout: float = 0.0) -> PerFrameModel:
+def triplet_model(backbone: nn.Module, dropout: float = 0.0) -> PerFrameModel:
     """Backbone + one per-frame Linear head per component: outputs {component: (B, T, classes)}."""
-    return PerFrameModel(backbone, COMPONENTS, mode=mode, dropout=dropout)
+    return PerFrameModel(backbone, COMPONENTS, dropout=dropout)
 
 
 def triplet_loss(model: PerFrameModel, batch: dict):

@@ -1,0 +1,92 @@
+"""Phase recognition: head shapes, streaming == clip, constant-size state, baseline, a tiny training run."""
+import numpy as np
+import pytest
+import torch
+
+from endolib.models import create_model
+from endolib.tasks import phase
+from endolib.tasks.engine import FitConfig, fit
+
+IMG = 32
+
+
+def _model(k=5, seed=0):
+    torch.manual_seed(seed)
+    return phase.PerFrameModel(create_model("endomamba_nano", num_classes=0, img_size=IMG), {"phase": k})
+
+
+def test_head_shapes_and_feature_backbone_required():
+    m = _model(7)
+    out = m(torch.randn(2, 3, 5, IMG, IMG))
+    assert set(out) == {"phase"} and out["phase"].shape == (2, 5, 7)
+    with pytest.raises(ValueError, match="num_classes=0"):
+        phase.PerFrameModel(create_model("endomamba_nano", num_classes=3, img_size=IMG), {"phase": 7})
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 8])
+def test_streaming_equals_whole_clip(chunk):
+    m = _model().eval()
+    torch.manual_seed(1)
+    video = torch.randn(3, 11, IMG, IMG)
+    with torch.no_grad():
+        full = m(video[None])["phase"][0]
+    streamed = phase.stream_outputs(m, video, chunk=chunk)["phase"]
+    assert streamed.shape == full.shape
+    assert (streamed - full).abs().max().item() <= 1e-4
+
+
+def test_stream_state_does_not_grow_with_frames():
+    m = _model().eval()
+    sizes = []
+    for n in (2, 12):
+        state = m.init_stream(1)
+        with torch.no_grad():
+            for t in range(n):
+                _, state = m.step(torch.randn(1, 3, 1, IMG, IMG), state)
+        sizes.append(sum(x.numel() for x in state.conv + state.ssm))
+    assert sizes[0] == sizes[1] > 0
+
+
+def test_stream_outputs_rejects_batches():
+    with pytest.raises(ValueError, match=r"\(3, T, H, W\)"):
+        phase.stream_outputs(_model(), torch.randn(1, 3, 4, IMG, IMG))
+
+
+def test_majority_and_predict_videos_rows():
+    assert phase.majority_phase([np.array([0, 2, 2]), np.array([1, 2])]) == 2
+    m = _model(4)
+    vids = [(f"v{i}", torch.randn(3, 6 + i, IMG, IMG), {"phase": np.arange(6 + i) % 4}) for i in range(2)]
+    rows = phase.predict_videos(m, vids, chunk=2)
+    for (vid, true, pred, probs), (v, frames, _) in zip(rows, vids):
+        assert vid == v and true.shape == pred.shape == (frames.shape[1],)
+        assert probs.shape == (frames.shape[1], 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
+        assert (probs.argmax(1) == pred).all()
+
+
+class ColourPhases(torch.utils.data.Dataset):
+    """Clips whose frames are tinted by their phase: a learnable per-frame signal."""
+
+    def __init__(self, n=16, t=4, k=3, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, k, (n, t), generator=g)
+        tint = torch.linspace(-1.5, 1.5, k)
+        noise = 0.3 * torch.randn(n, 3, t, IMG, IMG, generator=g)
+        self.videos = noise + tint[self.labels][:, None, :, None, None]
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"video": self.videos[i], "phase": self.labels[i]}
+
+
+@pytest.mark.parametrize("mode", ["linear", "finetune"])
+def test_tiny_training_run_loss_falls(mode):
+    m = _model(3)
+    res = fit(m, ColourPhases(), phase.phase_loss,
+              FitConfig(mode=mode, epochs=6, batch_size=4, lr=3e-3, log_every=1, device="cpu",
+                        progress=False, grad_clip=1.0))
+    losses = [r["value"] for r in res.history if r["metric"] == "loss"]
+    assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4])
+    if mode == "linear":
+        assert all(not p.requires_grad for p in m.backbone.parameters())
