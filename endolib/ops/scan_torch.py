@@ -57,6 +57,8 @@ def causal_conv1d_torch(x, weight, bias=None, initial_state=None, activation="si
     w = weight.shape[1]
     prev = initial_state.to(x.dtype) if initial_state is not None else x.new_zeros(b, d, w - 1)
     xp = torch.cat([prev, x], dim=-1)
+    if l == 0:  # nothing new: empty output, the state passes through
+        return (x, prev) if return_final_state else x
     out = F.conv1d(xp, weight[:, None, :].to(x.dtype), None if bias is None else bias.to(x.dtype), groups=d)
     if activation == "silu":
         out = F.silu(out)
