@@ -90,3 +90,30 @@ def test_tiny_training_run_loss_falls(mode):
     assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4])
     if mode == "linear":
         assert all(not p.requires_grad for p in m.backbone.parameters())
+
+
+def test_phase_scores_hand_computed_and_relaxed_rules():
+    rows = [("v", np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), None)]
+    s = phase.phase_scores(rows, num_classes=2, dataset="autolaparo")
+    # phase 0: union 2 frames, TP 1 -> J 1/2, P 1/1, R 1/2; phase 1: union 3, TP 2 -> J 2/3, P 2/3, R 1
+    assert s["accuracy"] == pytest.approx(0.75)
+    assert s["jaccard"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert s["precision"] == pytest.approx((1 + 2 / 3) / 2)
+    assert s["recall"] == pytest.approx((1 / 2 + 1) / 2)
+    assert phase.relaxed_rules("cholec80", 7) == "cholec80"
+    assert phase.relaxed_rules("m2cai16", 8) == "m2cai16"
+    assert phase.relaxed_rules("autolaparo", 7) == "general"
+    # a late transition inside the first 10 s of a segment is forgiven by the relaxed boundary
+    gt = np.array([0] * 30 + [1] * 30)
+    late = gt.copy()
+    late[30:35] = 0
+    strict = phase.phase_scores([("v", gt, late, None)], 2, dataset="autolaparo")
+    relaxed = phase.phase_scores([("v", gt, late, None)], 2, dataset="autolaparo", relaxed=True)
+    assert strict["accuracy"] == pytest.approx(55 / 60) and relaxed["accuracy"] == pytest.approx(1.0)
+
+
+def test_constant_rows_is_the_majority_baseline():
+    rows = [("a", np.array([0, 1, 1, 2]), None, None), ("b", np.array([1, 1]), None, None)]
+    base = phase.constant_rows(rows, 1, 3)
+    assert [r[2].tolist() for r in base] == [[1, 1, 1, 1], [1, 1]]
+    assert phase.phase_scores(base, 3, dataset="autolaparo")["accuracy"] == pytest.approx((0.5 + 1.0) / 2)

@@ -27,7 +27,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from endolib.tasks.phase import PerFrameModel, predict_videos
+from endolib.tasks.phase import PerFrameModel, constant_rows, predict_videos
 
 Segment = Tuple[int, int, int, float]  # (class, start frame, end frame exclusive, score)
 
@@ -108,16 +108,6 @@ def localization_scores(rows, num_classes: int, iou: float = 0.5, min_len: int =
     acc = float(np.mean([np.mean(r[1] == r[2]) for r in rows]))
     ap = segment_ap([r[1] for r in rows], [predicted_segments(r[3], min_len) for r in rows], num_classes, iou)
     return {"frame_accuracy": acc, f"segment_mAP@{iou:g}": float(np.nanmean(ap)), "segment_ap": ap}
-
-
-def constant_rows(rows, label: int, num_classes: int):
-    """The trivial baseline's rows: every frame predicts `label` (the majority training region)."""
-    out = []
-    for vid, true, _pred, _probs in rows:
-        probs = np.zeros((len(true), num_classes))
-        probs[:, label] = 1.0
-        out.append((vid, true, np.full(len(true), label), probs))
-    return out
 
 
 __all__ = ["localization_model", "predict_videos", "runs", "predicted_segments", "tiou",

@@ -118,10 +118,31 @@ def predict_videos(model: PerFrameModel, videos, chunk: int = 1, device="cpu",
     return rows
 
 
-def phase_scores(rows, num_classes: int, fps: float = 1.0, relaxed: bool = False) -> dict:
-    """Official phase metrics over videos from [(video_id, true, pred, ...)] rows (endolib.metrics)."""
-    from endolib import metrics
+def relaxed_rules(dataset: str, num_classes: int) -> str:
+    """The relaxed-boundary rule set of a dataset's official script ('general' = the ±1 rule only)."""
+    from endolib.metrics.phase import RELAXED_RULES
 
-    true = [r[1] for r in rows]
-    pred = [r[2] for r in rows]
-    return metrics.phase_metrics(true, pred, num_classes=num_classes, fps=fps, relaxed=relaxed)
+    n = RELAXED_RULES.get(dataset, {}).get("num_phases")
+    return dataset if n == num_classes else "general"
+
+
+def phase_scores(rows, num_classes: int, dataset: str = "cholec80", fps: float = 1.0,
+                 relaxed: bool = False, average: str = "phase") -> dict:
+    """Official phase metrics over videos from predict_videos rows [(video_id, true, pred, probs)].
+
+    relaxed=True applies the 10-second relaxed boundary of the Cholec80 / M2CAI16 evaluation (the
+    dataset's own rule set; the generic ±1-phase rule for the others). See endolib.metrics.phase."""
+    from endolib.metrics.phase import phase_metrics
+
+    return phase_metrics([r[1] for r in rows], [r[2] for r in rows], num_classes=num_classes, fps=fps,
+                         relaxed=relaxed, rules=relaxed_rules(dataset, num_classes), average=average)
+
+
+def constant_rows(rows, label: int, num_classes: int) -> list:
+    """The trivial baseline's rows: every frame of every video predicts `label` (the majority phase)."""
+    out = []
+    for vid, true, _pred, _probs in rows:
+        probs = np.zeros((len(true), num_classes))
+        probs[:, label] = 1.0
+        out.append((vid, true, np.full(len(true), label), probs))
+    return out
