@@ -52,7 +52,8 @@ class StepBatchSampler(Sampler):
 
 
 class SeededItems(Dataset):
-    """Wraps a dataset: item (step, i) = dataset[i] with python/numpy/torch RNG seeded by (seed, step, i)."""
+    """Wraps a dataset: item (step, i) = dataset[i] with python/numpy/torch RNG seeded by (seed, step, i)
+    (and `set_epoch(step)` first when the dataset has it)."""
 
     def __init__(self, dataset: Dataset, seed: int):
         self.dataset, self.seed = dataset, seed
@@ -69,6 +70,8 @@ class SeededItems(Dataset):
                 random.seed(s)
                 np.random.seed(s)
                 torch.manual_seed(s)
+                if hasattr(self.dataset, "set_epoch"):  # e.g. PretrainClips: a fresh clip choice per step
+                    self.dataset.set_epoch(step)
                 return self.dataset[i]
         finally:
             random.setstate(py_state)

@@ -117,9 +117,10 @@ class VideoMAETeacher(Teacher):
 
 
 def save_encoder(encoder: nn.Module, path, name: str, kwargs: dict) -> None:
-    """Write a backbone as {'model_name', 'model_kwargs', 'state_dict'} (what load_encoder reads)."""
-    from endolib.utils import atomic_save
-    atomic_save({"model_name": name, "model_kwargs": dict(kwargs), "state_dict": encoder.state_dict()}, path)
+    """Write a backbone in endolib.models' checkpoint format ({'model', 'config'}) plus its registry name,
+    so `endolib.models.load_pretrained` / `load_model` read it and `load_encoder` rebuilds it."""
+    from endolib.models import save_checkpoint
+    save_checkpoint(encoder, path, model_name=name, model_kwargs=dict(kwargs))
 
 
 def load_encoder(path) -> nn.Module:
@@ -130,7 +131,7 @@ def load_encoder(path) -> nn.Module:
         raise ValueError(f"{path} is not an encoder file written by endolib.pretrain (missing 'model_name'); "
                          "use the encoder.pth from a pretraining run's output directory.")
     model = build_backbone(ck["model_name"], **ck["model_kwargs"])
-    model.load_state_dict(ck["state_dict"])
+    model.load_state_dict(ck["model"])
     return model
 
 
