@@ -12,9 +12,17 @@ from endolib.metrics.classification import (
     precision_recall_f1,
     top_k_accuracy,
 )
+from endolib.metrics.phase import (
+    evaluate_video,
+    per_phase_metrics,
+    phase_metrics,
+    pooled_phase_metrics,
+    relaxed_correct,
+)
 from endolib.metrics.segmentation import dice_per_case, iou_per_case, mean_dice, mean_iou
 
 __all__ = [
     "accuracy", "auroc", "confusion_matrix", "f1_score", "precision_recall_f1", "top_k_accuracy",
     "dice_per_case", "iou_per_case", "mean_dice", "mean_iou",
+    "evaluate_video", "per_phase_metrics", "phase_metrics", "pooled_phase_metrics", "relaxed_correct",
 ]
