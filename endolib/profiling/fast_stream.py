@@ -1,0 +1,125 @@
+"""Fast streaming inference for EndoMamba: low precision, static buffers, one CUDA graph per frame step.
+
+`FastStream(model)` wraps a trained backbone for live video at a fixed batch and frames-per-step k:
+- a copy of the model in `dtype` (bf16 by default); the SSM state stays in float32, the conv state in dtype;
+- static input / state / offset buffers, with the frame offset kept as a device tensor, so the whole step
+  (embedding, spatial blocks, temporal blocks with their carried state, norm, pool, head) has no host
+  dependency and can be captured once in a `torch.cuda.CUDAGraph` and replayed per frame (no launch
+  overhead from Python);
+- optionally `torch.compile` of the step body before capture (fuses the small elementwise kernels);
+- the scan backend chosen as everywhere (`endolib.ops`): mamba-ssm / causal-conv1d when they import,
+  else the Triton scan, else PyTorch; or forced with `backend=`.
+It computes exactly what `model.step` computes (tests compare them on CPU, the GPU module on the GPU).
+"""
+import copy
+import logging
+from typing import Optional
+
+import torch
+
+from endolib.models.endomamba import StreamState
+
+log = logging.getLogger(__name__)
+
+
+def embed_at(model, frames, offset):
+    """frames: (B, 3, k, H, W), offset: 0-d long tensor (frames already seen) -> tokens (B, k, N+1, C).
+
+    Same as `model._embed(frames, int(offset))`, but the temporal index stays on the device (graph-safe)."""
+    B, _, k = frames.shape[:3]
+    tok = model.patch_embed_tokens(frames) + model.pos_embed[:, None, 1:]
+    cls = (model.cls_token + model.pos_embed[:, :1]).expand(B, k, 1, -1)
+    tok = torch.cat([cls.to(tok.dtype), tok], dim=2)
+    idx = offset + torch.arange(k, device=frames.device)
+    return tok + model.temporal_table.index_select(0, idx).to(tok.dtype)[None, :, None]
+
+
+def set_scan_backend(model, backend: Optional[str]):
+    """Point every Mamba mixer of `model` at `backend` (None = auto)."""
+    for m in model.modules():
+        if hasattr(m, "scan_backend") and hasattr(m, "d_state"):
+            m.scan_backend = backend
+    return model
+
+
+class FastStream:
+    """Per-frame streaming step with static buffers (and a CUDA graph on GPU).
+
+    fs = FastStream(model, batch_size=1, frames_per_step=1, dtype=torch.bfloat16)
+    fs.reset();  out = fs.step(frames)   # frames: (B, 3, k, H, W) -> (B, k, classes or C), a static buffer
+    `out` is overwritten by the next step: clone it to keep it.
+    """
+
+    def __init__(self, model, batch_size: int = 1, frames_per_step: int = 1, dtype=torch.bfloat16,
+                 device=None, use_graph: Optional[bool] = None, compile: bool = False,
+                 backend: Optional[str] = None, warmup: int = 3):
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = set_scan_backend(copy.deepcopy(model).eval().to(device=device, dtype=dtype), backend)
+        self.device, self.dtype, self.k, self.batch = device, dtype, frames_per_step, batch_size
+        self.use_graph = (device.type == "cuda") if use_graph is None else use_graph
+        if self.use_graph and device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a CUDA device, got {device}; pass use_graph=False.")
+        H = self.model.img_size
+        g = torch.Generator(device="cpu").manual_seed(0)
+        self.static_in = torch.randn(batch_size, 3, frames_per_step, H, H, generator=g).to(device, dtype)
+        st = self.model.init_stream(batch_size, device=device, dtype=dtype)
+        self.conv = [c.clone() for c in st.conv]
+        self.ssm = [s.float() for s in st.ssm]
+        self.offset = torch.zeros((), dtype=torch.long, device=device)
+        self.frames_seen = 0
+        self._body = torch.compile(self._step_body, dynamic=False) if compile else self._step_body
+        self.graph = None
+        self.static_out = None
+        if self.use_graph:
+            self._capture(warmup)
+
+    @torch.no_grad()
+    def _step_body(self):
+        """Reads static_in, conv, ssm, offset; writes the new state in place; returns the head output."""
+        m = self.model
+        tok = embed_at(m, self.static_in, self.offset)
+        state = StreamState(list(self.conv), list(self.ssm), 0)
+        tokens = m._blocks(tok, state)
+        out = m.forward_head(m.pool(tokens))
+        for j in range(len(self.conv)):
+            self.conv[j].copy_(state.conv[j])
+            self.ssm[j].copy_(state.ssm[j])
+        self.offset.add_(self.k)
+        return out
+
+    def _capture(self, warmup: int):
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):  # warm-up: compilation, autotuning, library handles
+            for _ in range(warmup):
+                self._body()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        self.reset()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_out = self._body()
+        self.reset()
+
+    def reset(self):
+        """Start a new video: zero the carried state and the frame counter."""
+        for c in self.conv:
+            c.zero_()
+        for s in self.ssm:
+            s.zero_()
+        self.offset.zero_()
+        self.frames_seen = 0
+
+    def step(self, frames):
+        """frames: (B, 3, k, H, W) -> per-frame outputs (B, k, classes or C) (a static buffer on GPU)."""
+        if tuple(frames.shape) != tuple(self.static_in.shape):
+            raise ValueError(f"FastStream was built for frames of shape {tuple(self.static_in.shape)} "
+                             f"(batch, 3, k, H, W), got {tuple(frames.shape)}; build another FastStream.")
+        if self.frames_seen + self.k > self.model.cfg.max_frames:
+            raise ValueError(f"{self.frames_seen + self.k} frames exceed the temporal table "
+                             f"({self.model.cfg.max_frames}); call reset() for a new video or raise max_frames.")
+        self.static_in.copy_(frames)
+        self.frames_seen += self.k
+        if self.graph is not None:
+            self.graph.replay()
+            return self.static_out
+        return self._body()
