@@ -86,3 +86,18 @@ def collate_videos(items: list) -> torch.Tensor:
 def step_generator(seed: int, step: int) -> torch.Generator:
     """CPU generator for the masks of one step (same on every rank: the global batch's masks)."""
     return torch.Generator().manual_seed(_derived_seed(seed, step, 0x4D41534B))
+
+
+class NoiseClips(Dataset):
+    """`length` fixed random clips {'video': (3, T, H, W)} (item i seeded by i): data domain 'noise', for
+    tests and throughput benchmarks that must not depend on video files."""
+
+    def __init__(self, length: int = 64, num_frames: int = 16, img_size: int = 224, seed: int = 0):
+        self.length, self.shape, self.seed = length, (3, num_frames, img_size, img_size), seed
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(self.seed * 100003 + int(i))
+        return {"video": torch.randn(self.shape, generator=g)}

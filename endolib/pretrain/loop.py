@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from endolib.paths import REPO_ROOT
-from endolib.pretrain.batches import SeededItems, StepBatchSampler, collate_videos, step_generator
+from endolib.pretrain.batches import NoiseClips, SeededItems, StepBatchSampler, collate_videos, step_generator
 from endolib.pretrain.config import PretrainConfig
 from endolib.pretrain.masking import make_mask
 from endolib.pretrain.model import PretrainModel
@@ -65,10 +65,13 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list:
 
 
 def build_dataset(cfg: PretrainConfig):
-    """PretrainClips over the configured domain ('pretrain_corpus', 'generic', or {name: root} sources)."""
+    """PretrainClips over the configured domain ('pretrain_corpus', 'generic', or {name: root} sources);
+    domain 'noise' gives fixed random clips (tests, throughput) without any video file."""
+    d = dict(cfg.data)
+    if d.get("domain") == "noise":
+        return NoiseClips(d.get("length", 64), d.get("num_frames", 16), d.get("img_size", 224), cfg.seed)
     from endolib.data.pretrain_clips import PretrainClips
     from endolib.data.synthetic import ensure
-    d = dict(cfg.data)
     sources = d.pop("sources", None)
     if sources is None:
         domain, root = d.pop("domain", "pretrain_corpus"), d.pop("root", None)
