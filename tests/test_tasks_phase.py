@@ -117,3 +117,16 @@ def test_constant_rows_is_the_majority_baseline():
     base = phase.constant_rows(rows, 1, 3)
     assert [r[2].tolist() for r in base] == [[1, 1, 1, 1], [1, 1]]
     assert phase.phase_scores(base, 3, dataset="autolaparo")["accuracy"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+@pytest.mark.parametrize("family", ["phase", "triplet", "action", "localization"])
+def test_benchmark_step_runs_and_fits_its_batch(family):
+    import importlib
+
+    mod = importlib.import_module(f"endolib.tasks.{family}")
+    torch.manual_seed(0)
+    step, info = mod.benchmark_step("endomamba_nano", img_size=IMG, num_frames=2, device="cpu",
+                                    dtype=torch.float32, batch_size=2)
+    losses = [step() for _ in range(6)]
+    assert info["task"] == family and info["frames_per_step"] == 4 and info["params"] > 0
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]

@@ -62,3 +62,24 @@ def top1(true: np.ndarray, pred: np.ndarray) -> float:
 def majority_class(labels) -> int:
     """Most frequent training label: the trivial baseline predicts it for every clip."""
     return int(np.bincount(np.asarray(labels, dtype=int).ravel()).argmax())
+
+
+def build_model(backbone: nn.Module, num_classes: int = 16, dropout: float = 0.0) -> ClipClassifier:
+    return ClipClassifier(backbone, num_classes, dropout=dropout)
+
+
+loss_fn = action_loss
+
+
+def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num_frames: int = 16,
+                   device="cuda", dtype=torch.bfloat16, batch_size: int = 2, num_classes: int = 16):
+    """One action fine-tuning step at full size on random data -> (step(), info dict) for timing."""
+    from endolib.models import create_model
+    from endolib.tasks.phase import _bench_info, make_train_step
+
+    model = ClipClassifier(create_model(model_name, num_classes=0, img_size=img_size), num_classes)
+    g = torch.Generator().manual_seed(0)
+    batch = {"video": torch.randn(batch_size, 3, num_frames, img_size, img_size, generator=g),
+             "label": torch.randint(0, num_classes, (batch_size,), generator=g)}
+    return make_train_step(model, action_loss, batch, device, dtype), _bench_info(
+        "action", model_name, model, batch_size, num_frames, img_size)

@@ -27,7 +27,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from endolib.tasks.phase import PerFrameModel, constant_rows, predict_videos
+from endolib.tasks.phase import PerFrameModel, constant_rows, phase_loss, predict_videos
 
 Segment = Tuple[int, int, int, float]  # (class, start frame, end frame exclusive, score)
 
@@ -110,5 +110,23 @@ def localization_scores(rows, num_classes: int, iou: float = 0.5, min_len: int =
     return {"frame_accuracy": acc, f"segment_mAP@{iou:g}": float(np.nanmean(ap)), "segment_ap": ap}
 
 
+
+build_model = localization_model
+loss_fn = phase_loss  # per-frame cross-entropy on the region labels (phase layout: batch["phase"])
+
+
+def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num_frames: int = 16,
+                   device="cuda", dtype=None, batch_size: int = 2, num_classes: int = 7):
+    """One localization fine-tuning step at full size (same per-frame head and loss as phase recognition)."""
+    import torch
+
+    from endolib.tasks.phase import benchmark_step as phase_step
+
+    step, info = phase_step(model_name, img_size, num_frames, device, dtype or torch.bfloat16, batch_size,
+                            num_classes)
+    return step, {**info, "task": "localization"}
+
+
 __all__ = ["localization_model", "predict_videos", "runs", "predicted_segments", "tiou",
-           "average_precision", "segment_ap", "localization_scores", "constant_rows"]
+           "average_precision", "segment_ap", "localization_scores", "constant_rows",
+           "build_model", "loss_fn", "benchmark_step"]

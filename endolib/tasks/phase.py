@@ -17,7 +17,7 @@ The pieces shared with the other per-frame task families (triplets, localization
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterable
+from typing import Callable, Dict, Iterable
 
 import numpy as np
 import torch
@@ -146,3 +146,53 @@ def constant_rows(rows, label: int, num_classes: int) -> list:
         probs[:, label] = 1.0
         out.append((vid, true, np.full(len(true), label), probs))
     return out
+
+
+def build_model(backbone: nn.Module, num_classes: int, dropout: float = 0.0) -> PerFrameModel:
+    """The phase model: backbone + a per-frame Linear head named 'phase' -> {'phase': (B, T, K)}."""
+    return PerFrameModel(backbone, {"phase": num_classes}, dropout=dropout)
+
+
+loss_fn = phase_loss
+
+
+def make_train_step(model: nn.Module, loss: Callable, batch: dict, device, dtype=torch.float32,
+                    lr: float = 1e-4) -> Callable[[], float]:
+    """A closure running one fine-tuning step (forward under autocast `dtype`, backward, AdamW) on `batch`."""
+    device = torch.device(device)
+    model.to(device).train()
+    batch = {k: v.to(device) for k, v in batch.items()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    amp = dtype in (torch.bfloat16, torch.float16)
+
+    def step() -> float:
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            value = loss(model, batch)
+        value = value[0] if isinstance(value, tuple) else value
+        opt.zero_grad(set_to_none=True)
+        value.float().backward()
+        opt.step()
+        return float(value.detach())
+
+    return step
+
+
+def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num_frames: int = 16,
+                   device="cuda", dtype=torch.bfloat16, batch_size: int = 2, num_classes: int = 7):
+    """One phase fine-tuning step at full size on random data -> (step(), info dict) for timing.
+
+    info: task, model, batch_size, num_frames, img_size, frames_per_step, params."""
+    from endolib.models import create_model
+
+    model = build_model(create_model(model_name, num_classes=0, img_size=img_size), num_classes)
+    g = torch.Generator().manual_seed(0)
+    batch = {"video": torch.randn(batch_size, 3, num_frames, img_size, img_size, generator=g),
+             "phase": torch.randint(0, num_classes, (batch_size, num_frames), generator=g)}
+    return make_train_step(model, phase_loss, batch, device, dtype), _bench_info(
+        "phase", model_name, model, batch_size, num_frames, img_size)
+
+
+def _bench_info(task, model_name, model, batch_size, num_frames, img_size) -> dict:
+    return {"task": task, "model": model_name, "batch_size": batch_size, "num_frames": num_frames,
+            "img_size": img_size, "frames_per_step": batch_size * num_frames,
+            "params": sum(p.numel() for p in model.parameters())}

@@ -62,3 +62,22 @@ def triplet_scores(preds: dict) -> dict:
         ap = np.asarray(metrics.triplet_ap(y, s), dtype=float)
         res[k] = (float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan"), ap)
     return res
+
+
+build_model = triplet_model
+loss_fn = triplet_loss
+
+
+def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num_frames: int = 16,
+                   device="cuda", dtype=torch.bfloat16, batch_size: int = 2):
+    """One triplet fine-tuning step at full size on random data -> (step(), info dict) for timing."""
+    from endolib.models import create_model
+    from endolib.tasks.phase import _bench_info, make_train_step
+
+    model = triplet_model(create_model(model_name, num_classes=0, img_size=img_size))
+    g = torch.Generator().manual_seed(0)
+    batch = {"video": torch.randn(batch_size, 3, num_frames, img_size, img_size, generator=g)}
+    batch.update({k: (torch.rand(batch_size, num_frames, n, generator=g) < 0.1).float()
+                  for k, n in COMPONENTS.items()})
+    return make_train_step(model, triplet_loss, batch, device, dtype), _bench_info(
+        "triplet", model_name, model, batch_size, num_frames, img_size)
