@@ -297,7 +297,7 @@ def _train_step(model, batch, loss_fn, opt, sched, cfg: FitConfig, amp: bool, de
         nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
     opt.step()
     sched.step()
-    return float(loss.detach()), {k: float(v) for k, v in logs.items()}
+    return float(loss.detach()), {k: float(torch.as_tensor(v).detach()) for k, v in logs.items()}
 
 
 def _log_train(state: dict, lr: float) -> None:
