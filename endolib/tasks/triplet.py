@@ -34,32 +34,39 @@ def triplet_loss(model: PerFrameModel, batch: dict):
 
 
 def predict_videos(model: PerFrameModel, videos, chunk: int = 1, device="cpu") -> dict:
-    """Stream every whole video; returns {component: (labels (F, K), scores (F, K))} over all frames F."""
+    """Stream every whole video -> {component: (labels, scores)}, each a list of (T_v, K) arrays per video."""
     labels = {k: [] for k in COMPONENTS}
     scores = {k: [] for k in COMPONENTS}
     for _vid, frames, lab in tqdm(videos, desc="streaming triplets", leave=False):
         out = stream_outputs(model, frames, chunk=chunk, device=device)
         for k in COMPONENTS:
-            labels[k].append(np.asarray(lab[k]))
+            labels[k].append(np.asarray(lab[k], dtype=float))
             scores[k].append(torch.sigmoid(out[k]).numpy())
-    return {k: (np.concatenate(labels[k]), np.concatenate(scores[k])) for k in COMPONENTS}
+    return {k: (labels[k], scores[k]) for k in COMPONENTS}
 
 
-def prior_scores(train_labels: dict, num_frames: int) -> dict:
+def prior_scores(train_labels: dict, lengths) -> dict:
     """The class-prior baseline: each class scored by its training prevalence on every frame.
 
-    train_labels: {component: (F_train, K) multi-hot} -> {component: (num_frames, K) scores}."""
-    return {k: np.broadcast_to(np.asarray(v, float).mean(0), (num_frames, v.shape[1])).copy()
-            for k, v in train_labels.items()}
+    train_labels: {component: (F_train, K) multi-hot}; lengths: frames per evaluation video
+    -> {component: [(T_v, K) constant scores per video]}."""
+    out = {}
+    for k, v in train_labels.items():
+        prior = np.asarray(v, float).mean(0)
+        out[k] = [np.broadcast_to(prior, (n, prior.size)).copy() for n in lengths]
+    return out
 
 
-def triplet_scores(preds: dict) -> dict:
-    """mAP per component with endolib.metrics' ivtmetrics-style AP: {component: (mAP, AP per class)}."""
-    from endolib import metrics
+def triplet_scores(preds: dict, mode: str = "global") -> dict:
+    """ivtmetrics AP (endolib.metrics.triplet): {component: (mAP over present classes, AP per class)}.
+
+    preds: {component: (labels, scores)} as arrays (F, K) or per-video lists. mode 'global' pools the
+    frames of all videos; 'video' averages each class's AP over the videos (CholecT50's protocol)."""
+    from endolib.metrics.triplet import triplet_ap
 
     res = {}
     for k, (y, s) in preds.items():
-        ap = np.asarray(metrics.triplet_ap(y, s), dtype=float)
+        ap = np.asarray(triplet_ap(y, s, mode=mode), dtype=float)
         res[k] = (float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan"), ap)
     return res
 
