@@ -103,3 +103,5 @@ def test_table_and_corpus_plot():
     # a known count is drawn at its value; unknown ones are labelled, not silently plotted as data
     texts = [t.get_text().strip() for t in fig.axes[0].texts]
     assert texts.count("unknown") == int(df[df.role == "pretrain"].hours.isna().sum())
+    frames_texts = [t.get_text() for t in fig.axes[1].texts]
+    assert frames_texts.count("unknown") == int(df[df.role == "pretrain"].frames.isna().sum())

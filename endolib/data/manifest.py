@@ -162,16 +162,17 @@ def plot_corpus(df: pd.DataFrame, roles=("pretrain", "both")):
     import matplotlib.pyplot as plt
 
     corpus = df[df.role.isin(roles)].sort_values("name")
-    panels = (("hours", "hours of video"), ("frames", "frames (log)"), ("videos", "videos (log)"))
+    panels = (("hours", "hours of video"), ("frames", "frames"), ("videos", "videos"))
     fig, axes = plt.subplots(1, 4, figsize=(18, 0.35 * len(corpus) + 2.5))
     for ax, (col, label) in zip(axes, panels):
         vals = corpus[col]
         ax.barh(corpus.name, vals.fillna(0), color="tab:blue")
         for y, v in enumerate(vals):
             if math.isnan(v):
-                ax.text(0, y, "  unknown", va="center", color="tab:red", fontsize=8)
-        if "log" in label and (vals > 0).any():
-            ax.set_xscale("log")
+                ax.text(0.02, y, "unknown", va="center", color="tab:red", fontsize=8,
+                        transform=ax.get_yaxis_transform())  # x in axes fraction: visible at any scale
+        ax.set_xlim(0, max(float(vals.max()) * 1.05, 1.0) if vals.notna().any() else 1.0)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         ax.set_xlabel(label)
         ax.set_title(f"{col} per source (as published)")
         ax.invert_yaxis()
