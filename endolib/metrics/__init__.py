@@ -20,9 +20,11 @@ from endolib.metrics.phase import (
     relaxed_correct,
 )
 from endolib.metrics.segmentation import dice_per_case, iou_per_case, mean_dice, mean_iou
+from endolib.metrics.triplet import TRIPLET_MAP, average_precision, mean_ap, triplet_ap, triplet_to_component
 
 __all__ = [
     "accuracy", "auroc", "confusion_matrix", "f1_score", "precision_recall_f1", "top_k_accuracy",
     "dice_per_case", "iou_per_case", "mean_dice", "mean_iou",
     "evaluate_video", "per_phase_metrics", "phase_metrics", "pooled_phase_metrics", "relaxed_correct",
+    "TRIPLET_MAP", "average_precision", "mean_ap", "triplet_ap", "triplet_to_component",
 ]
