@@ -1,0 +1,223 @@
+"""KUMC polyp detection: a CenterNet-style head on the upsampled token grid; precision / recall / F1 at IoU ≥ 0.5.
+
+Head (documented choice, after CenterNet "Objects as Points", single scale): the patch-token grid of
+each frame is upsampled by `stages` ×2 stages (stride = patch / 2^stages, 4 by default) with the
+shared progressive decoder; three 3×3-conv branches then predict, per cell,
+  - a class heatmap (sigmoid): peak 1 at each box centre, a Gaussian around it (σ = box side / 6·stride);
+  - the box size as log(w / stride), log(h / stride);
+  - the sub-cell offset of the centre (in [0, 1)).
+Training: the penalty-reduced focal loss of CenterNet on the heatmap, L1 on size and offset at the
+centre cells. Decoding: 3×3 max-pool peaks, top-k, score threshold, then class-wise NMS (IoU 0.5).
+KUMC's boxes are read as one class, 'polyp' (the loader gives boxes without a class).
+
+Metric: over all test frames, predictions with score ≥ `score_thr` are matched greedily (highest
+score first) to unmatched ground truth boxes with IoU ≥ 0.5: precision = TP / predictions, recall =
+TP / ground truth boxes, F1 their harmonic mean. Trivial baselines: no boxes (all 0) and one box of
+the mean training size at the frame centre in every frame.
+"""
+import logging
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from endolib.tasks.common import TaskModel, UpsampleDecoder, collate_keep_lists, token_grid
+
+log = logging.getLogger(__name__)
+
+
+def _branch(cin: int, cout: int, hidden: int, bias: float = 0.0) -> nn.Sequential:
+    last = nn.Conv2d(hidden, cout, 1)
+    nn.init.constant_(last.bias, bias)
+    return nn.Sequential(nn.Conv2d(cin, hidden, 3, padding=1), nn.ReLU(inplace=True), last)
+
+
+class CenterNetHead(nn.Module):
+    """tokens (B, T, N+1, C) -> dict heat (B*T, K, h, w) logits, size (B*T, 2, h, w), offset (B*T, 2, h, w)."""
+
+    def __init__(self, dim: int, grid_size: tuple, patch_size: int, num_classes: int = 1, stages: int = 2,
+                 width: int = 128, hidden: int = 64):
+        super().__init__()
+        if patch_size % (2 ** stages):
+            raise ValueError(f"patch_size {patch_size} is not divisible by 2**stages = {2 ** stages}.")
+        self.grid_size, self.num_classes = tuple(grid_size), num_classes
+        self.stride = patch_size // 2 ** stages
+        self.decoder = UpsampleDecoder(dim, width=width, stages=stages, min_width=32)
+        c = self.decoder.out_dim
+        self.heat = _branch(c, num_classes, hidden, bias=-2.19)  # initial score 0.1, as CenterNet
+        self.size = _branch(c, 2, hidden)
+        self.offset = _branch(c, 2, hidden)
+
+    def forward(self, tokens: torch.Tensor) -> dict:
+        f = self.decoder(token_grid(tokens, self.grid_size).float())
+        return {"heat": self.heat(f), "size": self.size(f), "offset": torch.sigmoid(self.offset(f))}
+
+
+def build_model(backbone: nn.Module, num_classes: int = 1, stages: int = 2) -> TaskModel:
+    head = CenterNetHead(backbone.embed_dim, backbone.grid_size, backbone.patch_size, num_classes, stages)
+    return TaskModel(backbone, head)
+
+
+def encode_targets(boxes: list, labels: list, shape: tuple, stride: int, num_classes: int) -> dict:
+    """Boxes of B*T frames -> dense targets. boxes[i]: (k, 4) xyxy pixels; labels[i]: (k,) or None.
+
+    -> heat (BT, K, h, w) Gaussians, size/offset (BT, 2, h, w), mask (BT, h, w) True at centre cells."""
+    n, (h, w) = len(boxes), shape
+    heat = torch.zeros(n, num_classes, h, w)
+    size, offset = torch.zeros(n, 2, h, w), torch.zeros(n, 2, h, w)
+    mask = torch.zeros(n, h, w, dtype=torch.bool)
+    ys, xs = torch.arange(h).view(h, 1) + 0.5, torch.arange(w).view(1, w) + 0.5
+    for i, bx in enumerate(boxes):
+        bx = torch.as_tensor(bx, dtype=torch.float32).reshape(-1, 4)
+        lab = torch.zeros(len(bx), dtype=torch.long) if labels is None or labels[i] is None else labels[i]
+        for (x1, y1, x2, y2), k in zip(bx.tolist(), lab.tolist()):
+            bw, bh = max(x2 - x1, 1.0) / stride, max(y2 - y1, 1.0) / stride
+            cx, cy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
+            gx, gy = min(int(cx), w - 1), min(int(cy), h - 1)
+            sx, sy = max(bw / 6, 0.5), max(bh / 6, 0.5)
+            g = torch.exp(-((xs - (gx + 0.5)) ** 2) / (2 * sx ** 2) - ((ys - (gy + 0.5)) ** 2) / (2 * sy ** 2))
+            heat[i, k] = torch.maximum(heat[i, k], g)
+            heat[i, k, gy, gx] = 1.0
+            size[i, :, gy, gx] = torch.tensor([math.log(bw), math.log(bh)])
+            offset[i, :, gy, gx] = torch.tensor([min(cx - gx, 0.999), min(cy - gy, 0.999)])
+            mask[i, gy, gx] = True
+    return {"heat": heat, "size": size, "offset": offset, "mask": mask}
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+    # logits, target: (BT, K, h, w) -> scalar; CenterNet's penalty-reduced focal loss / number of centres
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = target.eq(1).float()
+    pos_loss = -torch.log(p) * (1 - p) ** alpha * pos
+    neg_loss = -torch.log(1 - p) * p ** alpha * (1 - target) ** beta * (1 - pos)
+    return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1.0)
+
+
+def flat_boxes(batch: dict) -> tuple:
+    """batch boxes: list (B) of lists (T) of (k, 4) -> list of B*T tensors (frame order b, t); same for labels."""
+    boxes = [bx for clip in batch["boxes"] for bx in clip]
+    labels = [lb for clip in batch["labels"] for lb in clip] if "labels" in batch else None
+    return boxes, labels
+
+
+def loss_fn(model: TaskModel, batch: dict):
+    """Focal heatmap loss + 0.1 · L1 size + L1 offset at centres. batch: video, boxes (see flat_boxes)."""
+    out = model(batch["video"])
+    head = model.head
+    boxes, labels = flat_boxes(batch)
+    tgt = encode_targets(boxes, labels, out["heat"].shape[-2:], head.stride, head.num_classes)
+    tgt = {k: v.to(out["heat"].device) for k, v in tgt.items()}
+    heat = focal_loss(out["heat"].float(), tgt["heat"])
+    m = tgt["mask"].unsqueeze(1).expand_as(tgt["size"])
+    npos = tgt["mask"].sum().clamp(min=1)
+    size = (out["size"].float() - tgt["size"]).abs()[m].sum() / npos
+    off = (out["offset"].float() - tgt["offset"]).abs()[m].sum() / npos
+    return heat + 0.1 * size + off, {"heat": heat, "size": size, "offset": off}
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # a: (n, 4), b: (m, 4) xyxy -> (n, m)
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = lambda x: (x[:, 2:] - x[:, :2]).clamp(min=0).prod(-1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter).clamp(min=1e-9)
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float = 0.5) -> torch.Tensor:
+    """Greedy non-maximum suppression. boxes (n, 4), scores (n,) -> kept indices, best first."""
+    order = scores.argsort(descending=True)
+    keep = []
+    while order.numel():
+        i = order[0]
+        keep.append(int(i))
+        if order.numel() == 1:
+            break
+        rest = order[1:]
+        order = rest[box_iou(boxes[i:i + 1], boxes[rest])[0] <= iou]
+    return torch.tensor(keep, dtype=torch.long)
+
+
+def decode(out: dict, stride: int, top_k: int = 20, score_thr: float = 0.05, nms_iou: float = 0.5) -> list:
+    """Head outputs -> per frame dict(boxes (k, 4) xyxy pixels, scores (k,), labels (k,)), best first."""
+    heat = torch.sigmoid(out["heat"].float())
+    peaks = heat * (nn.functional.max_pool2d(heat, 3, 1, 1) == heat)
+    n, k, h, w = heat.shape
+    results = []
+    for i in range(n):
+        sc, idx = peaks[i].flatten().topk(min(top_k, k * h * w))
+        keep = sc >= score_thr
+        sc, idx = sc[keep], idx[keep]
+        cls, cell = idx // (h * w), idx % (h * w)
+        gy, gx = cell // w, cell % w
+        off, size = out["offset"][i].float(), out["size"][i].float().clamp(-6, 6).exp()
+        cx = (gx + off[0, gy, gx]) * stride
+        cy = (gy + off[1, gy, gx]) * stride
+        bw, bh = size[0, gy, gx] * stride, size[1, gy, gx] * stride
+        boxes = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1).reshape(-1, 4)
+        kept = [j for c in cls.unique() for j in (cls == c).nonzero()[:, 0][nms(boxes[cls == c], sc[cls == c],
+                                                                                  nms_iou)].tolist()]
+        kept = sorted(kept, key=lambda j: -float(sc[j]))
+        results.append({"boxes": boxes[kept].cpu(), "scores": sc[kept].cpu(), "labels": cls[kept].cpu()})
+    return results
+
+
+def match_counts(preds: list, gts: list, iou_thr: float = 0.5, score_thr: float = 0.3) -> tuple:
+    """(TP, number of predictions, number of ground truth boxes) over frames; greedy by score, one match per box."""
+    tp = npred = ngt = 0
+    for p, g in zip(preds, gts):
+        g = torch.as_tensor(g, dtype=torch.float32).reshape(-1, 4)
+        keep = p["scores"] >= score_thr
+        pb = p["boxes"][keep][p["scores"][keep].argsort(descending=True)]
+        npred, ngt = npred + len(pb), ngt + len(g)
+        if not len(pb) or not len(g):
+            continue
+        ious, used = box_iou(pb, g), torch.zeros(len(g), dtype=torch.bool)
+        for r in range(len(pb)):
+            cand = ious[r].masked_fill(used, -1.0)
+            j = int(cand.argmax())
+            if cand[j] >= iou_thr:
+                used[j] = True
+                tp += 1
+    return tp, npred, ngt
+
+
+def prf(tp: int, npred: int, ngt: int) -> dict:
+    """Precision, recall, F1 from counts (a ratio with a zero denominator is 0)."""
+    p = tp / npred if npred else 0.0
+    r = tp / ngt if ngt else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+@torch.no_grad()
+def predict(model: TaskModel, dataset, batch_size: int = 4, device="cpu", score_thr: float = 0.05) -> tuple:
+    """-> (predictions per frame, ground truth boxes per frame), frames in clip-then-time order."""
+    was = model.training
+    model.eval()
+    preds, gts = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_keep_lists):
+        preds += decode(model(batch["video"].to(device)), model.head.stride, score_thr=score_thr)
+        gts += flat_boxes(batch)[0]
+    model.train(was)
+    return preds, gts
+
+
+def scores(preds: list, gts: list, score_thr: float = 0.3, iou_thr: float = 0.5) -> dict:
+    return prf(*match_counts(preds, gts, iou_thr, score_thr))
+
+
+def evaluate(model: TaskModel, dataset, batch_size: int = 4, device="cpu", score_thr: float = 0.3) -> dict:
+    return scores(*predict(model, dataset, batch_size, device), score_thr=score_thr)
+
+
+def trivial_baselines(train_gts: list, test_gts: list, img_size: int) -> dict:
+    """No boxes, and one centred box of the mean training size in every frame (score 1)."""
+    none = scores([{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0)} for _ in test_gts], test_gts)
+    wh = torch.cat([torch.as_tensor(g, dtype=torch.float32).reshape(-1, 4) for g in train_gts])
+    wh = (wh[:, 2:] - wh[:, :2]).mean(0) if len(wh) else torch.zeros(2)
+    c = img_size / 2
+    box = torch.tensor([[c - wh[0] / 2, c - wh[1] / 2, c + wh[0] / 2, c + wh[1] / 2]])
+    centre = scores([{"boxes": box, "scores": torch.ones(1)} for _ in test_gts], test_gts)
+    return {"none_" + k: v for k, v in none.items()} | {"centre_" + k: v for k, v in centre.items()}
