@@ -1,0 +1,134 @@
+"""Floor model for one streamed frame: bytes over bandwidth, FLOPs over matmul rate, launches over launch rate.
+
+For an EndoMamba step (batch 1, one frame) we count, on any device:
+- FLOPs of the matrix products and convolutions (`torch.utils.flop_counter`; the scan's elementwise work is
+  a few MFLOP and ignored);
+- bytes that must move per frame: every weight once (in the run dtype), each layer's input/output hidden and
+  fp32 residual once, the carried state read and written once, the frame in and the features out;
+- dispatched ops (every non-view ATen op would be a kernel launch when run eagerly on a GPU), and the
+  bytes those ops read and write in the model's own dtype (what an unfused implementation moves).
+On the GPU we measure the three ceilings (`measure_ceilings`): a large device-to-device copy (bytes read +
+written per second), a large bf16 matrix product (FLOP/s), and the time per tiny kernel, eager and inside a
+CUDA graph. The floor is the largest of the three times; the term that gives it dominates.
+"""
+import logging
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+log = logging.getLogger(__name__)
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts non-view ATen ops and the bytes of their tensor inputs + outputs (an unfused upper bound)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops, self.bytes, self.by_name = 0, 0, {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not getattr(func, "is_view", False) and func.overloadpacket.__name__ not in ("detach", "lift_fresh"):
+            self.ops += 1
+            name = func.overloadpacket.__name__
+            self.by_name[name] = self.by_name.get(name, 0) + 1
+            flat = list(args) + list((kwargs or {}).values()) + list(out if isinstance(out, (tuple, list)) else [out])
+            self.bytes += sum(t.numel() * t.element_size() for t in flat if isinstance(t, torch.Tensor))
+        return out
+
+
+@torch.no_grad()
+def step_cost(model, frames_per_step: int = 1, dtype=torch.bfloat16) -> dict:
+    """Cost of one streamed step of `model` (EndoMamba, batch 1) after some frames: FLOPs, bytes, ops."""
+    p0 = next(model.parameters())
+    x = torch.randn(1, 3, frames_per_step, model.img_size, model.img_size, device=p0.device, dtype=p0.dtype)
+    state = model.init_stream(1)
+    model.step(x, state)  # a warm state, as in a running stream
+    with FlopCounterMode(display=False) as fc:
+        model.step(x, state)
+    with OpCounter() as oc:
+        model.step(x, state)
+    item = torch.empty((), dtype=dtype).element_size()
+    L = model.num_tokens * frames_per_step
+    C, D = model.embed_dim, model.d_inner
+    n_temporal = model.depth - model.num_spatial
+    weights = sum(p.numel() for p in model.parameters()) * item
+    acts = model.depth * L * C * (2 * item + 2 * 4)  # hidden in/out in dtype, residual in/out in fp32
+    d_state = model.layers[-1].mixer.d_state
+    state_bytes = n_temporal * 2 * (D * d_state * 4 + D * (model.layers[-1].mixer.d_conv - 1) * item)
+    io = x.numel() * item + frames_per_step * C * item
+    return dict(flops=float(fc.get_total_flops()), weight_bytes=float(weights), activation_bytes=float(acts),
+                state_bytes=float(state_bytes), io_bytes=float(io),
+                min_bytes=float(weights + acts + state_bytes + io), dispatched_ops=oc.ops,
+                unfused_op_bytes=float(oc.bytes))
+
+
+@dataclass
+class Ceilings:
+    copy_bytes_per_s: float   # bytes read + written per second, large device-to-device copy
+    matmul_flops_per_s: float  # large bf16 matrix product
+    launch_s_eager: float     # seconds per tiny kernel launched from Python
+    launch_s_graph: float     # seconds per tiny kernel replayed inside a CUDA graph
+
+
+def _median_ms(fn, iters: int, warmup: int = 3) -> float:
+    from endolib.profiling.harness import time_calls
+    import numpy as np
+    return float(np.median(time_calls(fn, "cuda", iters=iters, warmup=warmup)))
+
+
+def measure_ceilings(device="cuda", copy_mib: int = 1024, mm: int = 8192, launches: int = 1000) -> Ceilings:
+    """Measure the three ceilings on a CUDA device (random data, warm-up, median of events)."""
+    dev = torch.device(device)
+    src = torch.randn(copy_mib * 2 ** 20 // 4, device=dev)
+    dst = torch.empty_like(src)
+    copy_ms = _median_ms(lambda: dst.copy_(src), iters=20)
+    bw = 2 * src.numel() * 4 / (copy_ms * 1e-3)
+    del src, dst
+    a = torch.randn(mm, mm, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(mm, mm, device=dev, dtype=torch.bfloat16)
+    mm_ms = _median_ms(lambda: a @ b, iters=10)
+    rate = 2 * mm ** 3 / (mm_ms * 1e-3)
+    del a, b
+    t = torch.randn(1, device=dev)
+
+    def many():
+        for _ in range(launches):
+            t.add_(1e-7)
+    eager_ms = _median_ms(many, iters=5)
+    side = torch.cuda.Stream(dev)
+    side.wait_stream(torch.cuda.current_stream(dev))
+    with torch.cuda.stream(side):
+        many()
+    torch.cuda.current_stream(dev).wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        many()
+    graph_ms = _median_ms(g.replay, iters=10)
+    return Ceilings(bw, rate, eager_ms * 1e-3 / launches, graph_ms * 1e-3 / launches)
+
+
+def count_cuda_kernels(fn) -> int:
+    """Number of GPU kernels (and memcpy/memset) that one call of fn() launches (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+
+
+def floor_rows(cost: dict, ceil: Ceilings, launches: int, measured_ms: float, graph: bool = True) -> list:
+    """Tidy rows: each floor term in ms, which dominates, the floor and measured / floor."""
+    launch_s = ceil.launch_s_graph if graph else ceil.launch_s_eager
+    terms = {"bytes / bandwidth": cost["min_bytes"] / ceil.copy_bytes_per_s,
+             "flops / matmul rate": cost["flops"] / ceil.matmul_flops_per_s,
+             "launches x launch latency": launches * launch_s}
+    floor_s = max(terms.values())
+    dom = max(terms, key=terms.get)
+    base = dict(launches=launches, measured_ms=measured_ms, floor_ms=floor_s * 1e3,
+                measured_over_floor=measured_ms / (floor_s * 1e3), dominant=dom,
+                floor_without_launches_ms=max(list(terms.values())[:2]) * 1e3, **cost, **asdict(ceil))
+    return [dict(term=k, ms=v * 1e3, **base) for k, v in terms.items()]
