@@ -12,6 +12,7 @@ from endolib.metrics.classification import (
     precision_recall_f1,
     top_k_accuracy,
 )
+from endolib.metrics.detection import box_iou, detection_prf, frame_detection_prf, match_frame
 from endolib.metrics.phase import (
     evaluate_video,
     per_phase_metrics,
@@ -24,6 +25,7 @@ from endolib.metrics.triplet import TRIPLET_MAP, average_precision, mean_ap, tri
 
 __all__ = [
     "accuracy", "auroc", "confusion_matrix", "f1_score", "precision_recall_f1", "top_k_accuracy",
+    "box_iou", "detection_prf", "frame_detection_prf", "match_frame",
     "dice_per_case", "iou_per_case", "mean_dice", "mean_iou",
     "evaluate_video", "per_phase_metrics", "phase_metrics", "pooled_phase_metrics", "relaxed_correct",
     "TRIPLET_MAP", "average_precision", "mean_ap", "triplet_ap", "triplet_to_component",
