@@ -17,6 +17,8 @@ The pieces shared with the other per-frame task families (triplets, localization
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Dict, Iterable
 
 import numpy as np
@@ -27,6 +29,7 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 PHASE_DATASETS = ("cholec80", "autolaparo", "m2cai16", "ophnet")
+PHASE_METRICS = ("accuracy", "precision", "recall", "jaccard")
 
 
 class PerFrameModel(nn.Module):
@@ -196,3 +199,84 @@ def _bench_info(task, model_name, model, batch_size, num_frames, img_size) -> di
     return {"task": task, "model": model_name, "batch_size": batch_size, "num_frames": num_frames,
             "img_size": img_size, "frames_per_step": batch_size * num_frames,
             "params": sum(p.numel() for p in model.parameters())}
+
+
+# ---------------------------------------------------------------- notebook helpers
+def dataset_root(dataset: str, data_root=None) -> Path:
+    """`data_root` when given (a real copy: its folder or the folder above), else the synthetic default."""
+    if data_root is not None:
+        return Path(data_root)
+    from endolib.data.synthetic import ensure
+
+    return ensure(dataset)
+
+
+def load_video_task(dataset: str, data_root=None, num_frames: int = 8, img_size: int = 64, seed: int = 0,
+                    eval_split: str = "test") -> SimpleNamespace:
+    """Training clips and whole evaluation videos of a per-frame video dataset (phase or triplet layout).
+
+    -> namespace(train: Dataset of clips, train_videos, test_videos: [(id, (3, T, H, W), labels)],
+    classes, root, synthetic: bool)."""
+    from endolib.data.datasets import load_dataset
+
+    root = dataset_root(dataset, data_root)
+    train = load_dataset(dataset, root, "train", num_frames=num_frames, img_size=img_size, seed=seed)
+    test = load_dataset(dataset, root, eval_split, num_frames=num_frames, img_size=img_size, seed=seed)
+    log.info("%s: %d training clips, %d %s videos", dataset, len(train), len(test.videos()), eval_split)
+    return SimpleNamespace(train=train, train_videos=train.videos(), test_videos=test.videos(),
+                           classes=list(train.classes), root=root, synthetic=data_root is None)
+
+
+def evaluate_online(model: PerFrameModel, data: SimpleNamespace, dataset: str, chunk: int = 8,
+                    device="cpu") -> SimpleNamespace:
+    """Stream the evaluation videos; score model and majority baseline, strict and relaxed boundary.
+
+    -> namespace(rows, baseline_rows, majority, scores, baseline: {metric[_relaxed]: value}, table)."""
+    import pandas as pd
+
+    k = len(data.classes)
+    rows = predict_videos(model, data.test_videos, chunk=chunk, device=device)
+    majority = majority_phase(v[2]["phase"] for v in data.train_videos)
+    base_rows = constant_rows(rows, majority, k)
+    out = {}
+    for name, r in (("scores", rows), ("baseline", base_rows)):
+        out[name] = {}
+        for relaxed in (False, True):
+            s = phase_scores(r, k, dataset=dataset, relaxed=relaxed)
+            out[name].update({m + ("_relaxed" if relaxed else ""): s[m] for m in PHASE_METRICS})
+    table = pd.DataFrame({"EndoMamba (streamed)": out["scores"],
+                          f"majority phase ({data.classes[majority]})": out["baseline"]})
+    return SimpleNamespace(rows=rows, baseline_rows=base_rows, majority=majority, table=table, **out)
+
+
+def result_rows(task: str, dataset: str, scores: dict, baseline: dict, checkpoint: str, seed: int,
+                mode: str, synthetic: bool, **extra) -> list:
+    """Tidy result rows: one per metric, with its trivial-baseline value alongside."""
+    return [{"task": task, "dataset": dataset, "data": "synthetic" if synthetic else "real", "metric": m,
+             "value": float(v), "baseline": float(baseline[m]) if m in baseline else float("nan"),
+             "checkpoint": checkpoint, "mode": mode, "seed": int(seed), **extra} for m, v in scores.items()]
+
+
+def write_results(rows: list, task: str) -> Path:
+    """Write rows to outputs/results/<task>.csv (endolib.reporting.write_result_rows when available).
+
+    Without endolib.reporting: rows with the same task/dataset/metric/checkpoint/mode/seed are replaced."""
+    try:
+        from endolib.reporting import write_result_rows
+    except ImportError:
+        write_result_rows = None
+    if write_result_rows is not None:
+        return write_result_rows(rows, task)
+    import pandas as pd
+
+    from endolib.paths import OUTPUTS
+    from endolib.utils import atomic_write_text
+
+    path = OUTPUTS / "results" / f"{task}.csv"
+    new = pd.DataFrame(rows)
+    if path.is_file():
+        key = ["task", "dataset", "metric", "checkpoint", "mode", "seed"]
+        old = pd.read_csv(path)
+        new = pd.concat([old, new]).drop_duplicates(subset=[c for c in key if c in old], keep="last")
+    atomic_write_text(new.to_csv(index=False), path)
+    return path
