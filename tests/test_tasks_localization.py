@@ -79,3 +79,27 @@ def test_localization_scores_perfect_and_constant_baseline():
     assert s["frame_accuracy"] == 1.0 and s["segment_mAP@0.5"] == pytest.approx(1.0)
     base = loc.localization_scores(loc.constant_rows(rows, 0, 4), 4)
     assert base["frame_accuracy"] < 0.5 and base["segment_mAP@0.5"] < 0.5
+
+
+def test_evaluate_online_on_whole_videos_with_model_and_baseline():
+    from types import SimpleNamespace
+
+    import torch
+
+    from endolib.models import create_model
+    from endolib.tasks.phase import build_model
+
+    torch.manual_seed(0)
+    model = build_model(create_model("endomamba_nano", num_classes=0, img_size=32), 3)
+    lab = lambda n, s: {"phase": np.repeat(np.arange(3), n)[:: s]}  # noqa: E731
+    data = SimpleNamespace(classes=["a", "b", "c"],
+                           train_videos=[("t", None, {"phase": np.array([1, 1, 1, 0])})],
+                           test_videos=[(f"v{i}", torch.randn(3, 3 * (4 + i), 32, 32), lab(4 + i, 1)) for i in range(2)])
+    ev = loc.evaluate_online(model, data, chunk=5, ious=(0.3, 0.5))
+    assert ev.majority == 1 and list(ev.sweep.index) == [0.3, 0.5]
+    assert set(ev.scores) == set(ev.baseline) == {"frame_accuracy", "segment_mAP@0.5", "segment_mAP@[0.3:0.5]"}
+    # the constant baseline covers whole videos: one segment per video, tIoU 1/3 with the true middle run
+    assert ev.baseline["frame_accuracy"] == pytest.approx(1 / 3)
+    assert ev.baseline["segment_mAP@0.5"] == 0.0
+    assert ev.sweep.iloc[0, 1] > 0  # at tIoU 0.3 the whole-video segment matches the middle run
+    assert ev.ap.shape == (3,) and ev.table.shape == (3, 2)

@@ -83,3 +83,36 @@ def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num
              "label": torch.randint(0, num_classes, (batch_size,), generator=g)}
     return make_train_step(model, action_loss, batch, device, dtype), _bench_info(
         "action", model_name, model, batch_size, num_frames, img_size)
+
+
+def load_action_data(dataset: str = "surgicalactions160", data_root=None, num_frames: int = 8,
+                     img_size: int = 64, seed: int = 0, eval_split: str = "test"):
+    """Training and evaluation clips of a clip-labelled dataset -> namespace(train, test, classes, root, synthetic)."""
+    from types import SimpleNamespace
+
+    from endolib.data.datasets import load_dataset
+    from endolib.tasks.phase import dataset_root
+
+    root = dataset_root(dataset, data_root)
+    train = load_dataset(dataset, root, "train", num_frames=num_frames, img_size=img_size, seed=seed)
+    test = load_dataset(dataset, root, eval_split, num_frames=num_frames, img_size=img_size, seed=seed)
+    return SimpleNamespace(train=train, test=test, classes=list(train.classes), root=root,
+                           synthetic=data_root is None)
+
+
+def dataset_labels(dataset) -> np.ndarray:
+    """Every item's clip label, read without decoding videos when the loader exposes them."""
+    if hasattr(dataset, "labels"):
+        return np.asarray(dataset.labels() if callable(dataset.labels) else dataset.labels, dtype=int)
+    return np.array([int(dataset[i]["label"]) for i in range(len(dataset))])
+
+
+def evaluate(model: ClipClassifier, data, batch_size: int = 8, device="cpu"):
+    """Top-1 of the model and of the majority-class baseline on data.test -> namespace(true, pred, probs, ...)."""
+    from types import SimpleNamespace
+
+    true, pred, probs = predict(model, data.test, batch_size=batch_size, device=device)
+    majority = majority_class(dataset_labels(data.train))
+    return SimpleNamespace(true=true, pred=pred, probs=probs, majority=majority,
+                           scores={"top1": top1(true, pred)},
+                           baseline={"top1": top1(true, np.full_like(true, majority))})

@@ -127,6 +127,34 @@ def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num
     return step, {**info, "task": "localization"}
 
 
+
+def evaluate_online(model: PerFrameModel, data, chunk: int = 8, device="cpu", min_len: int = 1,
+                    ious=(0.3, 0.4, 0.5, 0.6, 0.7)):
+    """Stream the evaluation videos; frame accuracy and segment mAP of the model and the majority baseline.
+
+    data: from endolib.tasks.phase.load_video_task(...). -> namespace(rows, baseline_rows, majority,
+    scores, baseline (dicts), ap (per class at tIoU 0.5), baseline_ap, sweep (mAP per tIoU), table)."""
+    import pandas as pd
+    from types import SimpleNamespace
+
+    from endolib.tasks.phase import majority_phase
+
+    k = len(data.classes)
+    rows = predict_videos(model, data.test_videos, chunk=chunk, device=device)
+    majority = majority_phase(v[2]["phase"] for v in data.train_videos)
+    base_rows = constant_rows(rows, majority, k)
+    sweep = {name: [localization_scores(r, k, iou, min_len)[f"segment_mAP@{iou:g}"] for iou in ious]
+             for name, r in (("EndoMamba (streamed)", rows), ("majority region", base_rows))}
+    sweep = pd.DataFrame(sweep, index=pd.Index(ious, name="tIoU"))
+    span = f"segment_mAP@[{min(ious):g}:{max(ious):g}]"
+    res = [localization_scores(r, k, 0.5, min_len) for r in (rows, base_rows)]
+    scores, baseline = ({"frame_accuracy": r["frame_accuracy"], "segment_mAP@0.5": r["segment_mAP@0.5"],
+                         span: float(sweep.iloc[:, i].mean())} for i, r in enumerate(res))
+    table = pd.DataFrame({"EndoMamba (streamed)": scores, "majority region": baseline})
+    return SimpleNamespace(rows=rows, baseline_rows=base_rows, majority=majority, sweep=sweep, table=table,
+                           scores=scores, baseline=baseline, ap=res[0]["segment_ap"], baseline_ap=res[1]["segment_ap"])
+
+
 __all__ = ["localization_model", "predict_videos", "runs", "predicted_segments", "tiou",
            "average_precision", "segment_ap", "localization_scores", "constant_rows",
-           "build_model", "loss_fn", "benchmark_step"]
+           "build_model", "loss_fn", "benchmark_step", "evaluate_online"]

@@ -88,3 +88,25 @@ def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num
                   for k, n in COMPONENTS.items()})
     return make_train_step(model, triplet_loss, batch, device, dtype), _bench_info(
         "triplet", model_name, model, batch_size, num_frames, img_size)
+
+
+def evaluate_online(model: PerFrameModel, data, chunk: int = 8, device="cpu", mode: str = "global"):
+    """Stream the evaluation videos; AP of the model and of the class-prior baseline per component.
+
+    data: from endolib.tasks.phase.load_video_task('cholect50', ...).
+    -> namespace(preds, ap, baseline_ap: {component: (K,)}, scores, baseline: {'mAP_<component>'}, table)."""
+    import pandas as pd
+    from types import SimpleNamespace
+
+    preds = predict_videos(model, data.test_videos, chunk=chunk, device=device)
+    train = {k: np.concatenate([np.asarray(v[2][k], float) for v in data.train_videos]) for k in COMPONENTS}
+    lengths = [len(y) for y in preds["triplet"][0]]
+    prior = prior_scores(train, lengths)
+    ours = triplet_scores(preds, mode=mode)
+    base = triplet_scores({k: (preds[k][0], prior[k]) for k in COMPONENTS}, mode=mode)
+    scores = {f"mAP_{k}": ours[k][0] for k in COMPONENTS}
+    baseline = {f"mAP_{k}": base[k][0] for k in COMPONENTS}
+    table = pd.DataFrame({"EndoMamba (streamed)": scores, "class prior": baseline})
+    return SimpleNamespace(preds=preds, ap={k: v[1] for k, v in ours.items()},
+                           baseline_ap={k: v[1] for k, v in base.items()}, scores=scores, baseline=baseline,
+                           table=table)
