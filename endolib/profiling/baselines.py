@@ -134,7 +134,7 @@ class VideoMAEWrapper(nn.Module):
         from transformers import VideoMAEConfig, VideoMAEModel  # optional; ImportError = not measured
         self.cfg = dict(hidden_size=dim, num_hidden_layers=depth, num_attention_heads=heads,
                         intermediate_size=4 * dim, image_size=img_size, tubelet_size=2)
-        self._make = lambda T: VideoMAEModel(VideoMAEConfig(num_frames=T, **self.cfg), attn_implementation="sdpa")
+        self._make = lambda T: VideoMAEModel(VideoMAEConfig(num_frames=T, attn_implementation="sdpa", **self.cfg))
         self.net, self.T = None, None
 
     def forward(self, x):  # x: (B, 3, T, H, W), T even -> tokens
