@@ -75,7 +75,7 @@ def build_dataset(cfg: PretrainConfig):
     sources = d.pop("sources", None)
     if sources is None:
         domain, root = d.pop("domain", "pretrain_corpus"), d.pop("root", None)
-        sources = {domain: ensure(domain, root) if root is None else ensure(domain, Path(root))}
+        sources = {domain: ensure(domain) if root is None else ensure(domain, Path(root))}
     else:
         d.pop("domain", None), d.pop("root", None)
     return PretrainClips(sources, num_frames=d.get("num_frames", 16), sampling_rate=d.get("sampling_rate", 4),
