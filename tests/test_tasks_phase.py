@@ -130,3 +130,28 @@ def test_benchmark_step_runs_and_fits_its_batch(family):
     losses = [step() for _ in range(6)]
     assert info["task"] == family and info["frames_per_step"] == 4 and info["params"] > 0
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_plots_confusion_counts_vs_sklearn_and_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.metrics import confusion_matrix
+
+    from endolib.tasks import plots
+
+    rng = np.random.default_rng(0)
+    true, pred = rng.integers(0, 5, 200), rng.integers(0, 5, 200)
+    assert np.array_equal(plots.confusion_counts(true, pred, 5), confusion_matrix(true, pred, labels=range(5)))
+    names = [f"p{i}" for i in range(5)]
+    ax = plots.phase_ribbon(true, pred, names, fps=1.0, title="v")
+    assert "frame accuracy" in ax.get_title()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == names
+    with pytest.raises(ValueError, match="same length"):
+        plots.phase_ribbon(true, pred[:-1], names)
+    ap = rng.random(5)
+    ap[2] = np.nan
+    ax = plots.plot_ap_bars(ap, names, baseline=rng.random(5), top=3)
+    assert len(ax.patches) == 3 and ax.get_title().endswith(f"{np.nanmean(ap):.3f}")
+    plots.plot_confusion(true, pred, names)
+    matplotlib.pyplot.close("all")

@@ -33,7 +33,8 @@ def phase_ribbon(true: np.ndarray, pred: np.ndarray, classes: Sequence[str], fps
     ax.set_xlabel("time (s)")
     acc = float((true == pred).mean()) if len(true) else float("nan")
     ax.set_title(f"{title}  frame accuracy {acc:.2f}".strip())
-    handles = [Patch(color=c, label=name) for c, name in zip(_palette(k), classes)]
+    present = np.union1d(true, pred).astype(int)  # legend only for the labels that occur in this video
+    handles = [Patch(color=_palette(k)[i], label=classes[i]) for i in present]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     return ax
 
