@@ -91,3 +91,14 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     ld, ls = _rows(tmp_path / "ddp" / "metrics.csv"), _rows(tmp_path / "one" / "metrics.csv")
     for a, b in zip(ld, ls):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-5)
+
+
+def test_cli_runs_a_config_with_overrides(tmp_path):
+    from endolib.pretrain.__main__ import main
+    cfg = _cfg(tmp_path / "cli", total_steps=2)
+    (tmp_path / "c.yaml").write_text(__import__("yaml").safe_dump(cfg.to_dict()))
+    assert main(["--config", str(tmp_path / "c.yaml"), "--set", "total_steps=3", "mask_kind=random"]) == 0
+    rows = _rows(tmp_path / "cli" / "metrics.csv")
+    assert [r["step"] for r in rows] == ["1", "2", "3"] and float(rows[0]["loss_rec"]) > 0
+    with pytest.raises(ValueError, match="unknown pretraining config keys"):
+        main(["--config", str(tmp_path / "c.yaml"), "--set", "masking=tube"])
