@@ -1,0 +1,115 @@
+"""Check every selective-scan backend against the float64 loop (`selective_scan_ref`), forward and gradients.
+
+Fresh random inputs for each case (never zeros); the reference runs on the CPU in float64 on the very inputs
+the backend saw (bf16 inputs are rounded first, then upcast), so the error is the backend's arithmetic.
+Error = ||out - ref|| / ||ref|| per output; gradients: the worst over all differentiable inputs.
+"""
+import logging
+
+import numpy as np
+import torch
+
+from endolib.ops import selective_scan, selective_scan_ref
+from endolib.profiling.harness import time_calls
+
+log = logging.getLogger(__name__)
+GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
+
+
+def random_inputs(b, d, l, n, seed, with_h0=True, with_z=True, with_d=True, with_bias=True) -> dict:
+    """float64 CPU inputs in the ranges the mixer produces (delta pre-softplus around 0, A negative)."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    return dict(u=r(b, d, l), delta=r(b, d, l) * 0.5 - 1.0, A=-torch.exp(r(d, n) * 0.5), B=r(b, n, l), C=r(b, n, l),
+                D=r(d) if with_d else None, z=r(b, d, l) if with_z else None,
+                delta_bias=r(d) * 0.3 if with_bias else None, initial_state=r(b, d, n) if with_h0 else None)
+
+
+def _rel(a, b) -> float:
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    if not torch.isfinite(a).all():
+        return float("inf")
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def _run(fn, inp: dict, device, dtype, grad: bool, seed: int, use_last: bool):
+    """Run fn on copies of inp (cast), return (y, last, grads dict)."""
+    dev_inp = {}
+    for k, v in inp.items():
+        if v is None:
+            dev_inp[k] = None
+            continue
+        low = k in ("u", "delta", "B", "C", "z")  # activations in the run dtype; parameters in fp32
+        t = v.to(dtype if low else torch.float32).to(device) if fn is not selective_scan_ref else v.clone()
+        dev_inp[k] = t.requires_grad_(grad)
+    y, last = fn(**dev_inp, delta_softplus=True, return_last_state=True)
+    grads = {}
+    if grad:
+        g = torch.Generator().manual_seed(seed + 1)
+        gy = torch.randn(y.shape, generator=g, dtype=torch.float64).to(y.device, y.dtype)
+        gl = torch.randn(last.shape, generator=g, dtype=torch.float64).to(last.device, last.dtype)
+        loss = (y * gy).sum() + ((last * gl).sum() if use_last else 0)
+        names = [k for k in GRAD_NAMES if dev_inp.get(k) is not None]
+        out = torch.autograd.grad(loss, [dev_inp[k] for k in names])
+        grads = dict(zip(names, out))
+    return y, last, grads
+
+
+def check_case(backend: str, device, dtype, b, d, l, n, seed: int, grad: bool, **flags) -> dict:
+    """One comparison of `backend` with the float64 oracle; returns a tidy row."""
+    inp = random_inputs(b, d, l, n, seed, **flags)
+    if dtype != torch.float32:  # the oracle sees the rounded activations the backend sees
+        inp = {k: (v.to(dtype).double() if v is not None and k in ("u", "delta", "B", "C", "z") else v)
+               for k, v in inp.items()}
+    use_last = backend != "cuda"  # mamba-ssm's kernel does not backpropagate through the last state
+    fn = lambda **kw: selective_scan(**kw, backend=backend)  # noqa: E731
+    y, last, gr = _run(fn, inp, device, dtype, grad, seed, use_last)
+    yr, lr, grr = _run(selective_scan_ref, inp, "cpu", torch.float64, grad, seed, use_last)
+    row = dict(backend=backend, dtype=str(dtype).replace("torch.", ""), b=b, d=d, l=l, n=n, seed=seed,
+               **{f"has_{k[5:]}": v for k, v in flags.items()}, y_rel_err=_rel(y, yr), last_state_rel_err=_rel(last, lr),
+               y_all_finite=bool(torch.isfinite(y).all()))
+    if grad:
+        errs = {k: _rel(gr[k], grr[k]) for k in grr}
+        worst = max(errs, key=errs.get)
+        row.update(grad_rel_err_max=errs[worst], grad_worst_input=worst, grad_through_last_state=use_last)
+    return row
+
+
+CASES = [  # (b, d, l, n, flags): streaming frame, long clip, odd sizes, without options
+    (1, 768, 197, 16, dict()),
+    (2, 96, 1000, 16, dict()),
+    (3, 37, 71, 16, dict(with_h0=False)),
+    (2, 64, 130, 8, dict(with_z=False, with_d=False, with_bias=False)),
+]
+
+
+def check_backends(backends, device, cases=CASES, seed: int = 0, grad_max_elems: int = 2_000_000) -> list:
+    """Forward fp32 + bf16 and fp32 gradients for each backend and case (gradients on the smaller cases)."""
+    rows = []
+    for backend in backends:
+        for i, (b, d, l, n, flags) in enumerate(cases):
+            for dtype in (torch.float32, torch.bfloat16):
+                grad = dtype == torch.float32 and b * d * l <= grad_max_elems
+                try:
+                    rows.append(check_case(backend, device, dtype, b, d, l, n, seed + 17 * i, grad, **flags))
+                except Exception as e:  # a failing backend is a result, not a crash of the whole run
+                    log.exception("scan check %s failed", backend)
+                    rows.append(dict(backend=backend, dtype=str(dtype), b=b, d=d, l=l, n=n,
+                                     error=f"{type(e).__name__}: {e}"[:300]))
+    return rows
+
+
+@torch.no_grad()
+def time_backends(backends, device, b=1, d=768, l=197, n=16, iters: int = 50) -> list:
+    """Forward time (median ms) of each backend on the streaming shape (one frame of a temporal layer)."""
+    rows = []
+    inp = random_inputs(b, d, l, n, seed=99)
+    for backend in backends:
+        for dtype in (torch.float32, torch.bfloat16):
+            kw = {k: (v.to(dtype if k in ("u", "delta", "B", "C", "z") else torch.float32).to(device)
+                      if v is not None else None) for k, v in inp.items()}
+            fn = lambda: selective_scan(**kw, delta_softplus=True, return_last_state=True, backend=backend)  # noqa
+            ms = time_calls(fn, device, iters=iters, warmup=3)
+            rows.append(dict(backend=backend, dtype=str(dtype).replace("torch.", ""), b=b, d=d, l=l, n=n,
+                             case="timing", ms_median=float(np.median(ms)), ms_p90=float(np.percentile(ms, 90))))
+    return rows
