@@ -138,3 +138,15 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def teacher_spec(kind: str, path=None, model_name: str = "videomamba_small", img_size: int = 64,
+                 num_frames: int = 4, general_encoder=None) -> dict:
+    """Config `teacher` entry for a notebook parameter: 'embedded' (the stage-1 general model trained here),
+    'endomamba' (an encoder.pth), 'videomamba' (official checkpoint or random), 'videomae' (HF dir), 'none'."""
+    if kind == "embedded":
+        return {"kind": "endomamba", "path": str(general_encoder)}
+    if kind == "videomamba":
+        return {"kind": "videomamba", "path": path, "model_name": model_name, "img_size": img_size,
+                "num_frames": num_frames}
+    return {"kind": kind, "path": path}
