@@ -134,3 +134,46 @@ def test_errors_name_the_problem():
         P.evaluate_video([0, 1], [0], 3)
     with pytest.raises(ValueError, match="average must be"):
         P.phase_metrics([[0]], [[0]], 1, average="frame")
+
+
+def _matlab_evaluate_literal(gt1, pred1, fps, n_phases, rule_phases):
+    """Line-by-line transcription of Evaluate.m's relaxed part with 1-based labels and MATLAB indexing
+    semantics (A(mask) = 0 with a mask shorter than A touches the first len(mask) elements)."""
+    ori_t = int(np.floor(10 * fps))
+    diff = pred1 - gt1
+    updated = np.zeros_like(diff)
+    two_step_early, two_step_late = rule_phases
+    for i_phase in range(1, n_phases + 1):
+        idx = np.flatnonzero(gt1 == i_phase)
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if idx.size else []
+        for run in runs:
+            start, end = run.min(), run.max()
+            cur = diff[start:end + 1].copy()
+            t = min(ori_t, cur.size)
+            late = (-1, -2) if i_phase in two_step_late else (-1,)
+            early = (1, 2) if i_phase in two_step_early else (1,)
+            head = np.isin(cur[:t], late)
+            cur[np.flatnonzero(head)] = 0
+            tail = np.isin(cur[cur.size - t:], early)
+            cur[np.flatnonzero(tail)] = 0           # MATLAB: logical index of length t
+            updated[start:end + 1] = cur
+    return updated == 0
+
+
+@pytest.mark.parametrize("rules,n,two_early,two_late", [
+    ("cholec80", 7, (4, 5, 6, 7), (6, 7)),
+    ("m2cai16", 8, (5, 6, 7, 8), (7, 8)),
+    ("general", 5, (), ()),
+])
+@pytest.mark.parametrize("fps", [0.5, 1.0])
+def test_relaxed_matches_literal_matlab_transcription(rules, n, two_early, two_late, fps):
+    rng = np.random.default_rng(n * 10 + int(fps * 2))
+    for _ in range(4):
+        gt, pred = _random_video(rng, n, int(rng.integers(80, 200)))
+        # add near-boundary confusions with the neighbouring phases, the case the rules are about
+        shift = rng.integers(-2, 3, size=gt.size)
+        near = rng.random(gt.size) < 0.3
+        pred = np.where(near, np.clip(gt + shift, 0, n - 1), pred)
+        ours = P.relaxed_correct(gt, pred, n, fps=fps, rules=rules)
+        ref = _matlab_evaluate_literal(gt + 1, pred + 1, fps, n, (two_early, two_late))
+        np.testing.assert_array_equal(ours, ref)
