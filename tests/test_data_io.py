@@ -112,3 +112,29 @@ def test_fov_rectangular_black_border_removed_exactly():
     assert not fov.circular
     np.testing.assert_array_equal(cropped, frames[:, 5:50, 10:70])
     np.testing.assert_array_equal(fov_crop(frames, mode="inscribed"), cropped)  # no circle: same crop
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi"])
+def test_seeking_reads_the_same_frames_as_decoding_from_the_start(tmp_path, suffix):
+    rng = np.random.default_rng(8)
+    frames = smooth_noise(rng, 300, 16, 16)
+    path = write_video(tmp_path / f"long{suffix}", frames, fps=25, keyint=10)
+    for start, num, step in [(200, 7, 3), (121, 1, 1), (290, None, 1), (150, 4, 37)]:
+        fast = read_video(path, start=start, num=num, step=step)
+        slow = read_video(path, start=start, num=num, step=step, seek=False)
+        np.testing.assert_array_equal(fast, slow)
+    assert len(read_video(path, start=290)) == 10
+    with pytest.raises(ValueError, match="past the end"):
+        read_video(path, start=300)
+
+
+def test_seek_really_skips_the_beginning_of_an_mp4(tmp_path):
+    from endolib.data import io
+
+    path = write_video(tmp_path / "long.mp4", smooth_noise(np.random.default_rng(9), 300, 16, 16), fps=25, keyint=10)
+    container = io._open(path)
+    try:
+        first_idx = next(io._indexed_frames(container, container.streams.video[0], 200, seek=True))[0]
+    finally:
+        container.close()
+    assert 180 <= first_idx <= 200  # started at a keyframe shortly before frame 200, not at frame 0

@@ -95,25 +95,69 @@ def _check_range(start: int, num, step: int) -> None:
                          f"step={step}, num={num}.")
 
 
-def read_video(path, start: int = 0, num: int | None = None, step: int = 1) -> np.ndarray:
+SEEK_MIN_FRAMES = 120  # below this start index, decoding from the first frame is cheap enough
+SEEKABLE = (".mp4", ".mov", ".m4v", ".mkv", ".webm")  # containers with reliable timestamps (not avi/mpg)
+
+
+class _SeekMiss(Exception):
+    """The keyframe seek cannot be trusted for this file (no timestamps, or it landed past ``start``)."""
+
+
+def _indexed_frames(container, stream, start: int, seek: bool):
+    """Yield ``(frame index, frame)`` from the first frame, or from the keyframe before ``start`` when seeking.
+
+    After a seek, indices come from presentation timestamps (``round((pts - pts of frame 0) * fps)``),
+    exact for constant-frame-rate video; anything odd raises _SeekMiss so the caller decodes sequentially.
+    """
+    if not seek:
+        yield from enumerate(container.decode(stream))
+        return
+    fps, tb = float(stream.average_rate), stream.time_base
+    pts0 = next(iter(container.decode(stream))).pts  # frame 0's timestamp (containers differ: 0, 1, start_time)
+    if pts0 is None:
+        raise _SeekMiss()
+    t0 = float(pts0 * tb)
+    container.seek(int((t0 + (start - 0.5) / fps) / tb), stream=stream, backward=True, any_frame=False)
+    last = None
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            raise _SeekMiss()
+        idx = int(round((float(frame.pts * tb) - t0) * fps))
+        if (last is None and idx > start) or (last is not None and idx != last + 1):
+            raise _SeekMiss()  # landed past start, or timestamps not one frame apart: do not trust them
+        last = idx
+        yield idx, frame
+
+
+def read_video(path, start: int = 0, num: int | None = None, step: int = 1, seek: bool = True) -> np.ndarray:
     """Decode frames ``start, start+step, ...`` (``num`` of them, or to the end) as uint8 ``(T, H, W, 3)`` RGB.
 
-    Decoding is sequential from the first frame (exact frame indices, no keyframe-seek guessing) and
-    stops as soon as the requested frames are in hand. Raises VideoReadError when nothing decodes or
-    the file is corrupt, ValueError when ``start`` is past the end.
+    For ``start >= SEEK_MIN_FRAMES`` in mp4/mov/mkv/webm the decoder first seeks to the keyframe before
+    ``start`` and numbers frames by timestamp (constant frame rate assumed). Files whose timestamps
+    are not one frame apart, avi/mpg (whose timestamps are guessed), and ``seek=False`` decode from
+    the first frame. Decoding stops as soon as the
+    requested frames are in hand. Raises VideoReadError when nothing decodes or the file is corrupt,
+    ValueError when ``start`` is past the end.
     """
     _check_range(start, num, step)
+    if num == 0:
+        return np.zeros((0, 0, 0, 3), np.uint8)
     path = Path(path)
     container = _open(path)
     out, idx = [], -1
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for idx, frame in enumerate(container.decode(stream)):
+        use_seek = (seek and start >= SEEK_MIN_FRAMES and path.suffix.lower() in SEEKABLE
+                    and bool(stream.average_rate) and stream.time_base is not None)
+        for idx, frame in _indexed_frames(container, stream, start, use_seek):
             if idx >= start and (idx - start) % step == 0:
                 out.append(frame.to_ndarray(format="rgb24"))
                 if num is not None and len(out) >= num:
                     break
+    except _SeekMiss:
+        container.close()
+        return read_video(path, start, num, step, seek=False)
     except Exception as e:
         if not out:
             raise VideoReadError(f"cannot decode video {path} ({type(e).__name__}: {e}). {_fix_hint(path)}") from e
@@ -124,18 +168,17 @@ def read_video(path, start: int = 0, num: int | None = None, step: int = 1) -> n
     if not out:
         if idx < 0:
             raise VideoReadError(f"video {path} decoded to no frames (corrupt or truncated). {_fix_hint(path)}")
-        if num == 0:
-            return np.zeros((0, 0, 0, 3), np.uint8)
         raise ValueError(f"start={start} is past the end of {path}, which has {idx + 1} frames; "
                          f"pass start < {idx + 1}.")
     return np.stack(out)
 
 
-def write_video(path, frames: np.ndarray, fps: float = 25, crf: int = 18) -> Path:
+def write_video(path, frames: np.ndarray, fps: float = 25, crf: int = 18, keyint: int | None = None) -> Path:
     """Write uint8 ``(T, H, W, 3)`` RGB frames as H.264 (libx264) in the container the suffix names (mp4 etc.).
 
     Even sizes use yuv420p (plays everywhere); odd sizes use yuv444p, which H.264 allows at any size.
-    ``crf`` is x264's quality (0 = lossless luma/chroma, 18 = visually lossless, 23 = default).
+    ``crf`` is x264's quality (0 = lossless luma/chroma, 18 = visually lossless, 23 = default);
+    ``keyint`` the maximum distance between keyframes (x264's default 250 when None).
     """
     import av
 
@@ -152,7 +195,7 @@ def write_video(path, frames: np.ndarray, fps: float = 25, crf: int = 18) -> Pat
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p" if (h % 2 == 0 and w % 2 == 0) else "yuv444p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", **({"g": str(keyint)} if keyint else {})}
         for arr in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
                 container.mux(packet)
