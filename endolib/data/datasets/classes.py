@@ -110,3 +110,17 @@ OPHNET_PHASES = [
     "Anterior Chamber Inspection", "Iris Repositioning", "Suprachoroidal Space Separation",
     "Scleral Flap Embedding in the Suprachoroidal Space", "Vitreoretinal Surgery", "Conjunctival Trimming"]
 assert len(OPHNET_PHASES) == 96
+
+# CholecT50 official video splits (CAMMA-public/cholect50 dataloader: 'cholect50' = Rendezvous paper split,
+# 'cholect50-challenge' = CholecTriplet challenge); cross-validation folds of 'cholect50-crossval'.
+CHOLECT50_SPLITS = {
+    "cholect50": {"train": [1, 15, 26, 40, 52, 65, 79, 2, 18, 27, 43, 56, 66, 92, 4, 22, 31, 47, 57, 68, 96, 5, 23, 35,
+                            48, 60, 70, 103, 13, 25, 36, 49, 62, 75, 110],
+                  "val": [8, 12, 29, 50, 78], "test": [6, 51, 10, 73, 14, 74, 32, 80, 42, 111]},
+    "cholect50-challenge": {"train": [1, 15, 26, 40, 52, 79, 2, 27, 43, 56, 66, 4, 22, 31, 47, 57, 68, 23, 35, 48, 60,
+                                      70, 13, 25, 49, 62, 75, 8, 12, 29, 50, 78, 6, 51, 10, 73, 14, 32, 80, 42],
+                            "val": [5, 18, 36, 65, 74], "test": [92, 96, 103, 110, 111]},
+}
+CHOLECT50_CROSSVAL = {1: [79, 2, 51, 6, 25, 14, 66, 23, 50, 111], 2: [80, 32, 5, 15, 40, 47, 26, 48, 70, 96],
+                      3: [31, 57, 36, 18, 52, 68, 10, 8, 73, 103], 4: [42, 29, 60, 27, 65, 75, 22, 49, 12, 110],
+                      5: [78, 43, 62, 35, 74, 1, 56, 4, 13, 92]}

@@ -120,8 +120,8 @@ def to_screen(cam: dict, pt_tex, tex_size: int, h: int, w: int, px_scale: float 
 def optics(frames: np.ndarray, fov: float = 1.0, vignette: float = 0.55, gain: float = 1.0) -> np.ndarray:
     """Apply endoscope optics in place: radial light fall-off and a circular field of view (black outside).
 
-    ``fov`` is the circle radius over half the frame diagonal... in units of half the short side: 1.0
-    touches the edges, > 1.4 shows no black corners.
+    ``fov`` is the circle radius in units of half the short side: 1.0 touches the edges, > 1.42 shows
+    no black corners (a microscope-like full frame).
     """
     _, h, w, _ = frames.shape
     yy, xx = screen_grid(h, w)
@@ -148,15 +148,34 @@ def segment_distance(yy, xx, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, 
     return np.hypot(py - u * ab[:, 0], px - u * ab[:, 1]), u
 
 
+def _window(frames, yy, xx, lo, hi):
+    """Views of frames/yy/xx restricted to the pixel box [lo, hi) (y, x), clipped to the frame; None if empty."""
+    h, w = yy.shape
+    y0, x0 = max(int(np.floor(lo[0])), 0), max(int(np.floor(lo[1])), 0)
+    y1, x1 = min(int(np.ceil(hi[0])) + 1, h), min(int(np.ceil(hi[1])) + 1, w)
+    if y1 <= y0 or x1 <= x0:
+        return None
+    return frames[:, y0:y1, x0:x1], yy[y0:y1, x0:x1], xx[y0:y1, x0:x1], (slice(y0, y1), slice(x0, x1))
+
+
 def draw_rod(frames, yy, xx, a, b, width, rgb, shine: float = 0.35) -> np.ndarray:
     """Draw a shaded cylinder from a to b (``(T, 2)`` each) of ``width`` px in place; returns its coverage (T, H, W)."""
-    d, _ = segment_distance(yy, xx, a, b)
-    half = np.asarray(width, np.float32).reshape(-1, 1, 1) / 2
+    width = np.broadcast_to(np.asarray(width, np.float32).reshape(-1), (len(a),))
+    pad = float(width.max()) / 2 + 1
+    lo, hi = np.minimum(a.min(0), b.min(0)) - pad, np.maximum(a.max(0), b.max(0)) + pad
+    full = np.zeros(frames.shape[:3], np.float32)
+    win = _window(frames, yy, xx, lo, hi)
+    if win is None:
+        return full
+    fr, wy, wx, (sy, sx) = win
+    d, _ = segment_distance(wy, wx, a, b)
+    half = width.reshape(-1, 1, 1) / 2
     cover = np.clip(half - d + 0.5, 0, 1)
     shade = np.sqrt(np.clip(1 - (d / np.maximum(half, 0.5)) ** 2, 0, 1))[..., None]
     col = np.asarray(rgb, np.float32) * (0.45 + 0.55 * shade) + shine * shade ** 8
-    paint(frames, cover, col)
-    return cover
+    paint(fr, cover, col)
+    full[:, sy, sx] = cover
+    return full
 
 
 def draw_blob(frames, yy, xx, center, radius, rgb, lobes=(), squash: float = 1.0, angle: float = 0.0,
@@ -166,21 +185,32 @@ def draw_blob(frames, yy, xx, center, radius, rgb, lobes=(), squash: float = 1.0
     center ``(T, 2)``, radius ``(T,)``; ``lobes`` = [(k, amplitude, phase), ...] perturbs the outline as
     r(θ) = r·(1 + Σ a·cos(kθ + φ)); ``squash`` < 1 flattens the disc along ``angle``.
     """
+    reach = float(np.max(radius)) * (1 + sum(abs(a) for _, a, _ in lobes)) * max(1.0, 1.0 / squash) + 1
+    mask = np.zeros(frames.shape[:3], bool)
+    win = _window(frames, yy, xx, center.min(0) - reach, center.max(0) + reach)
+    if win is None:
+        return mask
+    frames, yy, xx, (sy, sx) = win
+    if np.ndim(rgb) > 1:
+        rgb = rgb[:, sy, sx]
     dy = yy[None] - center[:, 0, None, None]
     dx = xx[None] - center[:, 1, None, None]
     c, s = np.cos(angle), np.sin(angle)
     u, v = c * dx + s * dy, (-s * dx + c * dy) / squash
-    r, theta = np.hypot(u, v), np.arctan2(v, u)
+    r = np.hypot(u, v)
     edge = np.ones_like(r)
-    for k, amp, ph in lobes:
-        edge = edge + amp * np.cos(k * theta + ph)
+    if lobes:
+        theta = np.arctan2(v, u)
+        for k, amp, ph in lobes:
+            edge = edge + amp * np.cos(k * theta + ph)
     rad = radius[:, None, None] * edge
     cover = np.clip(rad - r + 0.5, 0, 1)
     h = np.sqrt(np.clip(1 - (r / np.maximum(rad, 0.5)) ** 2, 0, 1))  # dome height
     light = (1 - dome) + dome * h + 0.25 * dome * np.clip(-(u + v) / np.maximum(rad, 0.5), -1, 1) * h
     col = np.asarray(rgb, np.float32) * light[..., None] if np.ndim(rgb) == 1 else rgb * light[..., None]
-    paint(frames, cover * alpha, col)
-    return cover > 0.5
+    paint(frames, cover * np.asarray(alpha, np.float32).reshape(-1, 1, 1), col)
+    mask[:, sy, sx] = cover > 0.5
+    return mask
 
 
 def specular(frames: np.ndarray, spots: np.ndarray, strength: float = 0.9) -> None:
