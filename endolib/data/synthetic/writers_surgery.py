@@ -162,3 +162,59 @@ def _t50_instance(tool, verb, target, phase) -> list:
     ivt = C.CHOLECT50_TRIPLETS.index(f"{tool},{verb},{target}")
     i, v, t = C.triplet_components(ivt)
     return [ivt, i, 1, -1, -1, -1, -1, v, t, 1, -1, -1, -1, -1, phase]
+
+
+# SurgicalActions160: action -> (hand actions "tool,verb,target", cue objects shown, cue moved in/out)
+SA160_ACTIONS = {
+    "01_abdominal_access": (["trocar,retract,wall"], ["wall"], None),
+    "02_injection": (["cannula,grasp,uterus", "grasper,grasp,uterus"], ["uterus"], None),
+    "03_cutting": (["scissors,cut,ligament", "grasper,retract,ligament"], ["ligament"], None),
+    "04_blunt_dissection": (["grasper,dissect,ligament", "grasper,dissect,uterus"], ["ligament", "uterus"], None),
+    "05_dissection_thermal": (["hook,dissect,ligament", "grasper,retract,ligament"], ["ligament"], None),
+    "06_irrigation": (["irrigator,irrigate,cuff"], ["cuff"], None),
+    "07_coagulation": (["bipolar,coagulate,vessel", "grasper,grasp,vessel"], ["vessel"], None),
+    "08_suction": (["irrigator,aspirate,fluid"], ["fluid"], None),
+    "09_needle_positioning": (["needle_holder,grasp,null_target", "grasper,grasp,null_target"], ["thread"], None),
+    "10_needle_puncture": (["needle_holder,retract,cuff", "grasper,grasp,cuff"], ["cuff", "suture"], None),
+    "11_knot_pushing": (["cannula,retract,cuff"], ["cuff", "thread"], None),
+    "12_knotting": (["needle_holder,dissect,cuff", "grasper,dissect,cuff"], ["cuff", "thread"], None),
+    "13_thread_cut": (["scissors,cut,cuff", "grasper,grasp,cuff"], ["cuff", "thread"], None),
+    "14_sling-in": (["grasper,retract,ligament"], ["ligament"], "in"),
+    "15_endobag-in": (["grasper,retract,fluid"], ["bag"], "in"),
+    "16_endobag-out": (["grasper,grasp,fluid"], ["bag"], "out"),
+}
+
+
+def action_clip(rng, action: str, n: int, size) -> np.ndarray:
+    """Render one short SurgicalActions160-like clip of ``action``: uint8 (n, H, W, 3)."""
+    hands_spec, shown, slide = SA160_ACTIONS[action]
+    cues = {k: np.zeros(n, np.float32) for k in WORLDS["hyster"]["cues"]}
+    for k in shown:
+        cues[k][:] = 1.0
+    for k in ("uterus", "vessel", "ligament"):  # background anatomy, faint when not the subject
+        cues[k] = np.maximum(cues[k], rng.uniform(0, 0.5))
+    moves = {}
+    if slide:
+        ramp = np.linspace(1, 0, n) if slide == "in" else np.linspace(0, 1, n)
+        moves[shown[0]] = (ramp[:, None] * np.array([0.45, -0.5])[None]).astype(np.float32)
+    hands = []
+    for j, spec in enumerate(hands_spec + (["grasper,null_verb,null_target"] if rng.uniform() < 0.3 else [])):
+        tool, verb, target = spec.split(",")
+        port = rng.uniform(-0.6, 0.6) + (np.pi if j % 2 else 0.0)
+        hands.append(dict(port=port, segments=[(0, n, tool, verb, target)]))
+    smoke = np.full(n, 0.4 if any(s.split(",")[1] in ("coagulate",) or s.startswith("hook") for s in hands_spec)
+                    else 0.0, np.float32)
+    sched = dict(n=n, phase=np.zeros(n, int), tool_names=[], cues=cues, moves=moves, hands=hands, smoke=smoke)
+    return render_surgery(rng, WORLDS["hyster"], sched, size)["frames"]
+
+
+def write_surgicalactions160(root: Path, rng, clips_per_class: int = 8, num_frames: int = 12, fps: int = 8,
+                             size=(64, 64)) -> Path:
+    """SurgicalActions160 layout: <NN_action>/<NN>_<MM>.mp4, ``clips_per_class`` clips in each of the 16 class folders."""
+    from endolib.data.io import write_video
+    out = Path(root) / "SurgicalActions160"
+    for action in tqdm(C.SURGICALACTIONS160_CLASSES, desc="SurgicalActions160", leave=False):
+        for m in range(1, clips_per_class + 1):
+            n = int(rng.integers(num_frames, num_frames + 7))
+            write_video(out / action / f"{action[:2]}_{m:02d}.mp4", action_clip(rng, action, n, size), fps=fps)
+    return out
