@@ -36,7 +36,7 @@ class PretrainConfig:
     amp: str = "auto"                       # 'auto' (bf16 on GPU, off on CPU) | 'bf16' | 'fp16' | 'off'
     # bookkeeping
     seed: int = 0
-    out_dir: str = "outputs/pretrain/run"
+    out_dir: str = "outputs/runs/pretrain/run"
     ckpt_every: int = 20
     log_every: int = 1
     num_workers: int = 0

@@ -75,7 +75,9 @@ def build_dataset(cfg: PretrainConfig):
     sources = d.pop("sources", None)
     if sources is None:
         domain, root = d.pop("domain", "pretrain_corpus"), d.pop("root", None)
-        sources = {domain: ensure(domain) if root is None else ensure(domain, Path(root))}
+        folder = ensure(domain) if root is None else ensure(domain, Path(root))
+        subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        sources = {p.name: p for p in subdirs} if subdirs else {domain: folder}   # one source per subfolder
     else:
         d.pop("domain", None), d.pop("root", None)
     return PretrainClips(sources, num_frames=d.get("num_frames", 16), sampling_rate=d.get("sampling_rate", 4),

@@ -5,8 +5,8 @@ Stage 2 (endoscopy): MVM on the 'pretrain_corpus' synthetic endoscopy videos, al
 model ('endomamba' teacher) -> endo_teacher/encoder.pth; the same without the teacher -> endo_mvm/.
 Ablation: held-out reconstruction loss and a PolypDiag linear probe for random init, MVM only, MVM + teacher.
 
-    python -m endolib.pretrain.recipe --out-dir outputs/pretrain/ablation --seeds 0 1 2 \
-        --general-steps 150 --endo-steps 150 --csv outputs/results/pretraining_ablation.csv
+    python -m endolib.pretrain.recipe --out-dir outputs/runs/pretrain/ablation --seeds 0 1 2 \
+        --general-steps 300 --endo-steps 300 --csv outputs/results/pretraining_ablation.csv
 """
 import argparse
 import logging
@@ -122,7 +122,7 @@ def ablation(base: PretrainConfig, out_root, seeds, general_steps: int, endo_ste
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(CONFIG_DIR / "tiny.yaml"))
-    ap.add_argument("--out-dir", default=str(OUTPUTS / "pretrain" / "ablation"))
+    ap.add_argument("--out-dir", default=str(OUTPUTS / "runs" / "pretrain" / "ablation"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--general-steps", type=int, default=150)
     ap.add_argument("--endo-steps", type=int, default=150)
