@@ -124,3 +124,16 @@ def test_cli_writes_the_index(corpus, tmp_path):
     assert main([str(corpus), "--out", str(tmp_path / "i.csv"), "--no-checksum"]) == 0
     df = load_index(tmp_path / "i.csv")
     assert len(df) == 8 and (df.sha1 == "").all()
+
+
+def test_threaded_index_equals_serial_and_duplicates_are_found(corpus):
+    import shutil
+
+    shutil.copy(corpus / "a.mp4", corpus / "sub" / "a_copy.mp4")
+    serial = build_index(corpus, progress=False)
+    threaded = build_index(corpus, progress=False, workers=3)
+    pd.testing.assert_frame_equal(serial, threaded)
+    from endolib.data.index import duplicates
+
+    dup = duplicates(serial)
+    assert sorted(dup.path) == ["a.mp4", "sub/a_copy.mp4"] and dup.sha1.nunique() == 1

@@ -4,13 +4,17 @@ Every candidate gets one row. A file that cannot be read is kept with ``status='
 reason in ``error``: a corrupt file never stops the scan and is never silently dropped. Re-indexing
 with the previous index reuses the rows of files whose size and modification time are unchanged.
 
-    python -m endolib.data.index ROOT --out index.csv [--source NAME] [--check full]
+    python -m endolib.data.index ROOT --out index.csv [--source NAME] [--check full] [--workers 8]
 """
 from __future__ import annotations
 
 import argparse
+import builtins
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -124,16 +128,27 @@ def _reusable(previous: pd.DataFrame | None) -> dict:
     return {(r.path, r.kind): r._asdict() for r in previous[COLUMNS].itertuples(index=False)}
 
 
+def _row_for(item, root: Path, source: str, cache: dict, checksum: bool, check: str, frames_fps: float):
+    """(row, reused): the cached row of an unchanged file, else a fresh probe."""
+    path, kind = item
+    old = cache.get((path.relative_to(root).as_posix(), kind))
+    if old is not None and (old["size_bytes"], old["mtime"]) == _stat(path, kind) and \
+            (old["sha1"] or old["status"] != "ok" or not checksum):
+        return {**old, "source": source, "root": str(root)}, True
+    return index_one(path, kind, root, source, checksum, check, frames_fps), False
+
+
 def build_index(root, out=None, source: str | None = None, checksum: bool = True, check: str = "first",
                 previous=None, frame_folders: bool = True, frames_fps: float = float("nan"),
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, workers: int = 1) -> pd.DataFrame:
     """Scan ``root``, probe every video / frame folder, return (and write to ``out``) the index table.
 
     check: ``'header'`` reads the container header only; ``'first'`` also decodes the first frame;
     ``'full'`` decodes every frame and flags files whose decodable frames fall short of the header.
     previous: an index DataFrame or file (default: ``out`` if it exists) whose rows are reused for
     files with unchanged size and mtime (incremental re-index; unreadable files keep their recorded error
-    until they change).
+    until they change). workers > 1 probes and hashes files in threads (FFmpeg and hashlib release the
+    GIL); rows keep the scan order either way.
     """
     if check not in CHECKS:
         raise ValueError(f"build_index check must be one of {CHECKS}; got {check!r}.")
@@ -143,23 +158,25 @@ def build_index(root, out=None, source: str | None = None, checksum: bool = True
         previous = out
     if previous is not None and not isinstance(previous, pd.DataFrame):
         previous = load_index(previous)
-    cache = _reusable(previous)
-    rows, reused = [], 0
-    for path, kind in tqdm(scan(root, frame_folders), desc=f"index {source}", unit="video", disable=not progress):
-        rel = path.relative_to(root).as_posix()
-        old = cache.get((rel, kind))
-        if old is not None and (old["size_bytes"], old["mtime"]) == _stat(path, kind) and \
-                (old["sha1"] or old["status"] != "ok" or not checksum):
-            rows.append({**old, "source": source, "root": str(root)})
-            reused += 1
-            continue
-        rows.append(index_one(path, kind, root, source, checksum, check, frames_fps))
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    n_bad = int((df.status != "ok").sum())
+    items = scan(root, frame_folders)
+    job = partial(_row_for, root=root, source=source, cache=_reusable(previous), checksum=checksum, check=check,
+                  frames_fps=frames_fps)
+    with ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        results = list(tqdm((pool or builtins).map(job, items), total=len(items), desc=f"index {source}",
+                            unit="video", disable=not progress))
+    df = pd.DataFrame([row for row, _ in results], columns=COLUMNS)
+    reused, n_bad = sum(r for _, r in results), int((df.status != "ok").sum())
     log.info("indexed %s: %d entries (%d reused, %d unreadable)", root, len(df), reused, n_bad)
     if out is not None:
         save_index(df, out)
     return df
+
+
+def duplicates(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose SHA-1 appears more than once (the same video in two sources or two names), grouped by hash."""
+    ok = df[(df.sha1 != "") & (df.status == "ok")]
+    dup = ok[ok.sha1.duplicated(keep=False)]
+    return dup.sort_values(["sha1", "source", "path"])[["sha1", "source", "path", "frames", "size_bytes"]]
 
 
 def save_index(df: pd.DataFrame, path) -> Path:
@@ -215,9 +232,10 @@ def main(argv=None) -> int:
     ap.add_argument("--source", default=None, help="source name (default: the root folder's name)")
     ap.add_argument("--check", default="first", choices=CHECKS)
     ap.add_argument("--no-checksum", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="threads probing/hashing files in parallel")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    df = build_index(args.root, args.out, args.source, not args.no_checksum, args.check)
+    df = build_index(args.root, args.out, args.source, not args.no_checksum, args.check, workers=args.workers)
     bad = df[df.status != "ok"]
     for r in bad.itertuples():
         log.warning("unreadable: %s (%s)", r.path, r.error)
