@@ -181,10 +181,13 @@ def _block_d(batch: int, dim: int, device: torch.device) -> int:
     if device.type != "cuda":  # interpreter: fewer, larger programs run faster
         return min(64, triton.next_power_of_2(dim))
     sms = torch.cuda.get_device_properties(device).multi_processor_count
-    for bd in (32, 16, 8):  # largest block that still gives every SM about two programs
-        if batch * math.ceil(dim / bd) >= 2 * sms:
-            return bd
-    return 4
+    # BLOCK_D x CHUNK x BLOCK_N fp32 values live per program: keep it to 4096 (no spills at 8 warps) and
+    # take the largest block that still gives every SM about two programs
+    return 8 if batch * math.ceil(dim / 8) >= 2 * sms else 4
+
+
+def _num_warps(block_d: int, block_n: int) -> int:
+    return 4 if block_d * CHUNK * block_n <= 2048 else 8
 
 
 def _check(u, delta, A, B, C, initial_state):
@@ -213,7 +216,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
     hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last
     dummy = last
-    block_d = _block_d(b, d, u.device)
+    block_d, block_n = _block_d(b, d, u.device), max(2, triton.next_power_of_2(n))
     grid = (b, triton.cdiv(d, block_d))
     _fwd_kernel[grid](
         u, delta, A.float().contiguous(), B, C,
@@ -221,8 +224,8 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
         delta_bias.float().contiguous() if delta_bias is not None else dummy,
         h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
-        HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=CHUNK,
-        BLOCK_N=max(2, triton.next_power_of_2(n)))
+        HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=CHUNK, BLOCK_N=block_n,
+        num_warps=_num_warps(block_d, block_n))
     return out, last, (hsave if save else None)
 
 
@@ -255,7 +258,7 @@ class _TritonScan(torch.autograd.Function):
             zf = z.float()
             dz = (dout * y_full.float() * _dsilu(zf)).to(z.dtype)
             dout = dout * F.silu(zf)
-        block_d = _block_d(b, d, u.device)
+        block_d, block_n = _block_d(b, d, u.device), max(2, triton.next_power_of_2(n))
         ndblk = triton.cdiv(d, block_d)
         du = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
         ddt = torch.empty_like(du)
@@ -267,7 +270,7 @@ class _TritonScan(torch.autograd.Function):
             uf.contiguous(), dtp.contiguous(), A.float().contiguous(), B, C, dout.contiguous(), hsave,
             dlast.float().contiguous() if dlast is not None else dA, du, ddt, dA, dB, dC, dh0,
             l, d, n, hsave.shape[2], HAS_DHLAST=dlast is not None, BLOCK_D=block_d, CHUNK=CHUNK,
-            BLOCK_N=max(2, triton.next_power_of_2(n)))
+            BLOCK_N=block_n, num_warps=_num_warps(block_d, block_n))
         dD = (dout * uf).sum((0, 2)) if D is not None else None
         if D is not None:
             du = du + dout * D.float()[:, None]

@@ -108,7 +108,7 @@ def baseline_rows(names, size: str, img_size: int, frames_seen, device, dtype, b
             pool = frame_pool(4, img_size, device, dtype)
             step = _graphed(net, pool[0]) if graph_framewise else net
             rows += harness.measure_stream(name, lambda: None, step, pool, frames_seen, device, window=16,
-                                           mode="framewise_graph" if graph_framewise else "framewise")
+                                           mode="framewise_graph" if graph_framewise else "framewise", backend="n/a")
         else:
             fs = [f for f in frames_seen if name != "videomae" or f % 2 == 0]
             rows += harness.measure_recompute(name, net, lambda f: _clip(f, img_size, device, dtype), fs,
@@ -196,6 +196,7 @@ def frames_seen_grid(max_frames: int, start: int = 8) -> list:
 def speedups(df: pd.DataFrame, at_frames: int) -> pd.DataFrame:
     """Streaming FPS of each model/mode/backend at the checkpoint nearest `at_frames`, and ratios to the best."""
     ok = df[(df.get("status", "ok") == "ok") & df["mode"].ne("breakdown") & df["mode"].ne("clip")].copy()
+    ok["backend"] = ok["backend"].fillna("n/a") if "backend" in ok else "n/a"
     ok["dist"] = (np.log2(ok["frames_seen"].astype(float)) - math.log2(at_frames)).abs()
     best = ok.sort_values("dist").groupby(["model", "mode", "backend"], as_index=False).first()
     top = best["fps"].max()

@@ -1,0 +1,183 @@
+"""GPU entry point: every speed measurement of issue 6 in one run, written as tidy CSVs.
+
+    python -m endolib.profiling.gpu --out DIR            # ~3-5 min on one H100
+writes DIR/scan_check_gpu.csv (every scan backend vs the float64 loop, fp32 / bf16, gradients, timing),
+DIR/speed_gpu.csv (streaming eager and fast per backend, recompute baselines, clip throughput, memory vs
+frames seen, per-layer-type breakdown) and DIR/floor_gpu.csv (the floor model and measured / floor), each
+CSV rewritten after every section so a run cut short still leaves what it measured; a summary table last.
+Imports only torch, numpy, pandas (and triton / mamba-ssm / transformers when present, lazily).
+`--device cpu --quick` runs the same code on a CPU at toy sizes (used by the tests).
+"""
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from endolib.models import create_model
+from endolib.ops import available_backends, backend_name
+from endolib.profiling import floor, harness, scan_check, suite
+from endolib.profiling.fast_stream import FastStream
+from endolib.utils import atomic_write_text
+
+log = logging.getLogger("endolib.profiling.gpu")
+PAPER_FPS = 47.0  # EndoMamba paper's reported real-time inference speed
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, type=Path, help="folder for the CSVs")
+    p.add_argument("--model", default="endomamba_small")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--quick", action="store_true", help="toy sizes (CPU smoke test)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile fast variant")
+    p.add_argument("--max-ms", type=float, default=1500.0, help="stop a recompute curve past this latency")
+    p.add_argument("--budget-s", type=float, default=240.0, help="skip the compiled variant past this time")
+    return p.parse_args(argv)
+
+
+def _grids(quick: bool) -> dict:
+    if quick:
+        return dict(eager=[4, 8], fast=[4, 8], recompute=[4, 8], window=4, batches=[2], clip_frames=4,
+                    scan_cases=[(1, 16, 40, 16, {}), (2, 8, 33, 8, dict(with_h0=False))], scan_timing=dict(d=16, l=40, iters=3))
+    return dict(eager=[8, 32, 128], fast=[8, 64, 256, 1024, 2048], recompute=suite.frames_seen_grid(1024),
+                window=32, batches=[1, 8, 32], clip_frames=16, scan_cases=scan_check.CASES,
+                scan_timing=dict(iters=50))
+
+
+class Writer:
+    """Keeps the rows of each CSV and rewrites the file atomically after each section."""
+
+    def __init__(self, out: Path, env: dict):
+        self.out, self.env, self.tables = out, env, {}
+
+    def add(self, name: str, rows: list):
+        self.tables.setdefault(name, []).extend(rows)
+        df = pd.DataFrame(self.tables[name])
+        for k, v in self.env.items():
+            if k not in df:
+                df[k] = v
+        atomic_write_text(df.to_csv(index=False), self.out / name)
+        return df
+
+
+def _section(name: str, fn, *a, **kw) -> list:
+    t = time.time()
+    try:
+        rows = fn(*a, **kw)
+    except Exception as e:  # one failing section must not lose the others
+        log.exception("section %s failed", name)
+        rows = [dict(section=name, status=f"error: {type(e).__name__}: {e}"[:300])]
+    log.info("section %-22s %6.1f s, %d rows", name, time.time() - t, len(rows))
+    return rows
+
+
+def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int, keep: dict) -> list:
+    fs = FastStream(model, dtype=dtype, device=device, backend=backend, compile=compile)
+    diff = suite.check_fast_stream(model, fs, backend, frames=8)
+    pool = suite.frame_pool(4, model.img_size, device, dtype)
+    mode = "stream_fast_compiled" if compile else ("stream_fast_graph" if fs.graph is not None else "stream_fast")
+    rows = harness.measure_stream("endomamba", fs.reset, fs.step, pool, frames, device, window=window,
+                                  mode=mode, backend=backend, **diff)
+    keep[(mode, backend)] = (fs, rows[-1]["latency_ms_median"])
+    return rows
+
+
+def _launches(fs: FastStream, device) -> int:
+    if torch.device(device).type == "cuda":
+        return floor.count_cuda_kernels(fs._body)
+    with floor.OpCounter() as oc:
+        fs._body()
+    return oc.ops
+
+
+def _floor_rows(model, device, fast: dict, cache: dict) -> list:
+    """Floor terms for each fast variant in `fast` (bf16 model, one frame, batch 1); pops what it used."""
+    if "cost" not in cache:
+        bf = suite._as(model, device, torch.bfloat16, None)
+        cache["cost"] = floor.step_cost(bf, dtype=torch.bfloat16)
+        del bf
+        if torch.device(device).type == "cuda":
+            cache["ceil"] = floor.measure_ceilings(device)
+        else:  # no ceilings on a CPU: NaN keeps the table shape (smoke test only)
+            cache["ceil"] = floor.Ceilings(float("nan"), float("nan"), float("nan"), float("nan"))
+    cost, ceil = cache["cost"], cache["ceil"]
+    rows = []
+    while fast:
+        (mode, backend), (fs, ms) = fast.popitem()
+        for r in floor.floor_rows(cost, ceil, _launches(fs, device), ms, graph=fs.graph is not None):
+            rows.append(dict(mode=mode, backend=backend, **r))
+    return rows
+
+
+def _summary(speed: pd.DataFrame, floor_df: pd.DataFrame) -> str:
+    top = suite.speedups(speed, at_frames=1024)
+    lines = ["", "== streaming FPS at batch 1 (frames seen nearest 1024) ==", top.to_string(index=False)]
+    fast = top[top["mode"].str.startswith("stream_fast")]
+    if len(fast):
+        best = fast.iloc[0]
+        lines.append(f"best fast path: {best['mode']} / {best['backend']}: {best['fps']:.0f} FPS = "
+                     f"{best['fps'] / PAPER_FPS:.1f}x the paper's {PAPER_FPS:.0f} FPS")
+    if len(floor_df) and "floor_ms" in floor_df:
+        f = floor_df.drop_duplicates(["mode", "backend"])[["mode", "backend", "launches", "measured_ms", "floor_ms",
+                                                           "measured_over_floor", "dominant"]]
+        lines += ["== floor (one frame, batch 1) ==", f.to_string(index=False)]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but torch sees no CUDA device; run on the GPU machine or pass --device cpu --quick")
+    dtype = torch.bfloat16
+    g = _grids(args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    backends, best = available_backends(device), backend_name(device)
+    env = harness.environment(device, None, dtype)
+    env.pop("backend"), env.pop("dtype")
+    log.info("device %s; scan backends %s (auto: %s)", env["device_name"], backends, best)
+    t0 = time.time()
+    w = Writer(args.out, env)
+    w.add("scan_check_gpu.csv", _section("scan_check", scan_check.check_backends, backends, device, g["scan_cases"]))
+    w.add("scan_check_gpu.csv", _section("scan_timing", scan_check.time_backends, backends, device, **g["scan_timing"]))
+
+    torch.manual_seed(0)
+    model = create_model(args.model, img_size=args.img_size).to(device).eval()
+    size = suite.SIZE_OF.get(args.model, "small")
+    extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
+    speed = lambda rows: w.add("speed_gpu.csv", [{**extra, **r} for r in rows])  # noqa: E731
+    fast = {}
+    for be in backends:
+        speed(_section(f"eager_{be}", suite.eager_stream, model, be, g["eager"], device, dtype, window=16))
+        speed(_section(f"fast_{be}", _fast_rows, model, be, g["fast"], device, dtype, False, g["window"], fast))
+    speed(_section("recompute", suite.endomamba_recompute, model, best, g["recompute"], device, dtype, args.max_ms))
+    names = ["vit_framewise", "divided_st", "videomamba", "videomae"]
+    speed(_section("baselines", suite.baseline_rows, names, size, args.img_size, g["recompute"], device, dtype, best,
+                   args.max_ms))
+    if device.type == "cuda":
+        speed(_section("vit_graph", suite.baseline_rows, ["vit_framewise"], size, args.img_size, g["fast"], device,
+                       dtype, best, graph_framewise=True))
+    speed(_section("clip", suite.clip_rows, args.model, size, args.img_size, g["batches"], g["clip_frames"], device,
+                   dtype, best))
+    df = speed(_section("breakdown", suite.breakdown_rows, model, best, device, dtype))
+    cache = {}
+    floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, model, device, fast, cache))
+    if device.type == "cuda" and not args.no_compile and time.time() - t0 < args.budget_s:
+        df = speed(_section("fast_compiled", _fast_rows, model, best, g["fast"], device, dtype, True, g["window"],
+                            fast))
+        floor_df = w.add("floor_gpu.csv", _section("floor_compiled", _floor_rows, model, device, fast, cache))
+    else:
+        log.info("compiled variant skipped (--no-compile, no CUDA, or past --budget-s)")
+    log.info("total %.1f s", time.time() - t0)
+    print(_summary(df, floor_df))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
