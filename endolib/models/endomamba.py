@@ -84,7 +84,7 @@ class EndoMamba(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, C))
         self.register_buffer("temporal_table", sinusoid_table(cfg.max_frames, C), persistent=False)
-        dpr = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        dpr = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth, linear
         self.layers = nn.ModuleList([
             Block(C, MambaMixer(C, cfg.d_state, cfg.d_conv, cfg.expand, bidirectional=i < self.num_spatial,
                                 scan_backend=cfg.scan_backend), drop_path=dpr[i])

@@ -135,7 +135,7 @@ def _write(rows, path, env):
         w.writeheader()
         w.writerows(rows)
     for r in rows:
-        print({k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k not in env})
+        print({k: (float(f'{v:.4g}') if isinstance(v, float) else v) for k, v in r.items() if k not in env})
 
 
 def main(argv=None):
