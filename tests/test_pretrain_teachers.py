@@ -68,3 +68,10 @@ def test_videomae_teacher_from_local_hf_directory(tmp_path):
         build_teacher("videomae", tmp_path / "videomae", student=create_model("endomamba_nano", img_size=64))
     with pytest.raises(FileNotFoundError, match="config.json"):
         build_teacher("videomae", tmp_path / "missing")
+    # a processor with its own statistics: the ImageNet-normalised input is re-normalised to them
+    (tmp_path / "videomae" / "preprocessor_config.json").write_text('{"image_mean": [0.5, 0.5, 0.5], '
+                                                                     '"image_std": [0.5, 0.5, 0.5]}')
+    t2 = build_teacher("videomae", tmp_path / "videomae")
+    pix = x * torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1) + torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
+    expect = t2.model(pixel_values=((pix - 0.5) / 0.5).permute(0, 2, 1, 3, 4)).last_hidden_state.view(2, 2, 4, 24)
+    torch.testing.assert_close(t2(x)[:, 2], expect[:, 1], atol=1e-5, rtol=1e-5)

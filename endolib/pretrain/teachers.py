@@ -12,6 +12,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from endolib.pretrain.targets import IMAGENET_MEAN, IMAGENET_STD, unnormalize
+
 log = logging.getLogger(__name__)
 TEACHER_KINDS = ("none", "endomamba", "videomamba", "videomae")
 
@@ -103,9 +105,14 @@ class VideoMAETeacher(Teacher):
         self.tubelet, self.num_frames = cfg.tubelet_size, cfg.num_frames
         g = cfg.image_size // cfg.patch_size
         self.grid_size = (g, g)
+        mean, std = _processor_stats(path)
+        self.register_buffer("in_mean", torch.tensor(mean).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("in_std", torch.tensor(std).view(1, 3, 1, 1, 1), persistent=False)
         self.freeze()
 
     def tokens(self, x):
+        # the student's input is ImageNet-normalised; re-normalise to the teacher's own processor statistics
+        x = (unnormalize(x) - self.in_mean.to(x.dtype)) / self.in_std.to(x.dtype)
         b, _, t, h, w = x.shape
         if t != self.num_frames or h != self.grid_size[0] * self.patch_size:
             raise ValueError(f"VideoMAE teacher expects clips of {self.num_frames} frames at "
@@ -114,6 +121,14 @@ class VideoMAETeacher(Teacher):
         out = self.model(pixel_values=rearrange(x, "b c t h w -> b t c h w")).last_hidden_state
         out = rearrange(out, "b (t n) c -> b t n c", t=t // self.tubelet)
         return out.repeat_interleave(self.tubelet, dim=1)             # (B, T, N, C)
+
+
+def _processor_stats(path: Path):
+    """(mean, std) from the folder's preprocessor_config.json (image_mean / image_std), ImageNet by default."""
+    import json
+    cfg_file = Path(path) / "preprocessor_config.json"
+    cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+    return tuple(cfg.get("image_mean", IMAGENET_MEAN)), tuple(cfg.get("image_std", IMAGENET_STD))
 
 
 def save_encoder(encoder: nn.Module, path, name: str, kwargs: dict) -> None:
