@@ -38,12 +38,12 @@ def setup_distributed(device: str = "auto"):
     rank = int(os.environ.get("RANK", "0"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     if device.startswith("cuda") and world > 1:
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
+        torch.cuda.set_device(local)                   # before NCCL init: one GPU per process
         device = f"cuda:{local}"
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return rank, world, torch.device(device)
 
 
