@@ -1,0 +1,123 @@
+"""Triton selective scan vs the float64 sequential loop: forward, last state and every gradient.
+
+On a CUDA machine the kernels run compiled, in this process. On a CPU machine they run under Triton's
+interpreter, which must be switched on before triton is imported, so the same checks run in a fresh
+subprocess (this file executed as a script with TRITON_INTERPRET=1) and report their errors as JSON.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from endolib.ops import selective_scan_ref
+from endolib.ops import scan_triton
+
+HAVE_TRITON = importlib.util.find_spec("triton") is not None
+FLAG_SETS = [  # (initial_state, z, D, delta_bias, softplus)
+    (True, True, True, True, True),
+    (False, False, False, False, False),
+    (True, False, True, False, True),
+    (False, True, False, True, False),
+]
+
+
+def _shapes(seed: int):
+    """Fresh random shapes per case: l spans 1, one chunk and several chunks; n not always a power of 2."""
+    g = torch.Generator().manual_seed(seed)
+    pick = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))  # noqa: E731
+    ls = [1, pick(2, 31), pick(33, 70), pick(33, 70)]
+    return [(pick(1, 2), pick(3, 12), ls[i % 4], [16, 5, 8, 16][i % 4]) for i in range(len(FLAG_SETS))]
+
+
+def _inputs(b, d, l, n, flags, seed, device, dtype=torch.float32):
+    h0, z, D, bias, sp = flags
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    x = dict(u=r(b, d, l), delta=r(b, d, l) * 0.5 - 1.0,
+             A=-torch.exp(r(d, n) * 0.5), B=r(b, n, l), C=r(b, n, l), D=r(d) if D else None, z=r(b, d, l) if z else None,
+             delta_bias=r(d) * 0.3 if bias else None, initial_state=r(b, d, n) if h0 else None)
+    if not sp:  # without softplus delta must be positive, as the mixer guarantees
+        x["delta"] = x["delta"].abs() + 0.05
+    cast = {k: (v.to(dtype) if k in ("u", "delta", "B", "C", "z") else v.float()) for k, v in x.items() if v is not None}
+    ref_in = {k: v.double() for k, v in cast.items()}
+    dev = {k: v.to(device).requires_grad_(dtype == torch.float32) for k, v in cast.items()}
+    return dev, {k: v.requires_grad_(dtype == torch.float32) for k, v in ref_in.items()}, sp
+
+
+def _rel(a, b) -> float:
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def compare_all(device, seed=0) -> list:
+    """Errors of the triton scan vs the oracle for each flag set: forward fp32 + gradients, forward bf16."""
+    out = []
+    for i, ((b, d, l, n), flags) in enumerate(zip(_shapes(seed), FLAG_SETS)):
+        dev, ref, sp = _inputs(b, d, l, n, flags, seed + i, device)
+        y, last = scan_triton.selective_scan_triton(**dev, delta_softplus=sp, return_last_state=True)
+        yr, lr = selective_scan_ref(**ref, delta_softplus=sp, return_last_state=True)
+        g = torch.Generator().manual_seed(seed + 100 + i)
+        gy, gl = torch.randn(yr.shape, generator=g, dtype=torch.float64), torch.randn(lr.shape, generator=g, dtype=torch.float64)
+        names = sorted(dev)
+        gt = torch.autograd.grad((y.double().cpu() * gy).sum() + (last.double().cpu() * gl).sum(), [dev[k] for k in names])
+        gr = torch.autograd.grad((yr * gy).sum() + (lr * gl).sum(), [ref[k] for k in names])
+        devb, refb, _ = _inputs(b, d, l, n, flags, seed + i, device, torch.bfloat16)
+        with torch.no_grad():
+            yb = scan_triton.selective_scan_triton(**devb, delta_softplus=sp)
+            ybr = selective_scan_ref(**{k: v.detach() for k, v in refb.items()}, delta_softplus=sp)
+        out.append(dict(shape=[b, d, l, n], flags=list(flags), y=_rel(y, yr), last=_rel(last, lr),
+                        grads={k: _rel(a, c) for k, a, c in zip(names, gt, gr)}, y_bf16=_rel(yb, ybr),
+                        finite=bool(torch.isfinite(y).all() and torch.isfinite(yb).all())))
+    return out
+
+
+def _assert_errors(rows):
+    assert len(rows) == len(FLAG_SETS)
+    for r in rows:
+        assert r["finite"], r
+        assert r["y"] < 1e-5 and r["last"] < 1e-5, r
+        assert max(r["grads"].values()) < 1e-4, r
+        assert r["y_bf16"] < 2e-2, r
+    # every optional input got a gradient somewhere
+    seen = set().union(*(r["grads"] for r in rows))
+    assert {"u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"} <= seen
+
+
+def test_import_and_availability_never_fail():
+    assert isinstance(scan_triton.available("cpu"), bool)
+    if not scan_triton.interpreting():
+        assert not scan_triton.available("cpu")
+        with pytest.raises(ValueError, match="backend 'torch'"):
+            x = torch.randn(1, 4, 8)
+            scan_triton.selective_scan_triton(x, x, -torch.rand(4, 16), torch.randn(1, 16, 8), torch.randn(1, 16, 8))
+
+
+def test_bad_shapes_say_what_was_expected():
+    x = torch.randn(1, 4, 8)
+    with pytest.raises(ValueError, match=r"A \(d, n\)"):
+        scan_triton.selective_scan_triton(x, x, -torch.rand(5, 16), torch.randn(1, 16, 8), torch.randn(1, 16, 8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or not HAVE_TRITON, reason="needs CUDA and triton")
+def test_triton_matches_reference_cuda():
+    _assert_errors(compare_all("cuda", seed=int.from_bytes(os.urandom(2), "little")))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
+def test_triton_matches_reference_interpreter():
+    if not HAVE_TRITON:
+        pytest.skip("triton is not installed: `pip install triton` to run the kernels under TRITON_INTERPRET=1")
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
+    seed = int.from_bytes(os.urandom(2), "little")
+    proc = subprocess.run([sys.executable, __file__, str(seed)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"interpreter run failed (seed {seed}):\n{proc.stderr[-3000:]}"
+    _assert_errors(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":  # run by the interpreter test in a fresh process
+    assert scan_triton.interpreting(), "set TRITON_INTERPRET=1 before running this file"
+    print(json.dumps(compare_all("cpu", seed=int(sys.argv[1]))))
