@@ -34,6 +34,9 @@ CHOLE_PHASES = [
     dict(w=0.8, idle=(0.1, 0.7), left=[("grasper,grasp,specimen_bag", 4)],
          right=[("bipolar,grasp,specimen_bag", .5), ("grasper,null_verb,null_target", .5)]),
 ]
+# camera framing per phase: (anchor the camera centres on, zoom: > 1 wider view)
+CHOLE_FRAMING = [("__center__", 1.35), ("cystic_duct", 0.8), ("cystic_duct", 0.72), ("gallbladder", 0.9),
+                 ("specimen_bag", 1.0), ("fluid", 1.1), ("__center__", 1.3)]
 # cue object -> per phase (alpha at phase start, alpha at phase end)
 CHOLE_CUES = {
     "liver_bed": [(0, 0), (0, 0), (0, 0), (0, 1), (1, 1), (1, 1), (1, 1)],
@@ -51,6 +54,7 @@ CHOLE_MOVES = {
     "bag": [((0, 0), (0, 0))] * 6 + [((0, 0), (-.45, .4))],
 }
 TROCAR_PHASE = dict(w=0.5, idle=(0.2, 1.0), left=[("trocar,null_verb,abdominal_wall_cavity", 1)], right=[])
+TROCAR_FRAMING = ("abdominal_wall_cavity", 1.4)
 
 HYSTER_PHASES = [
     dict(w=0.6, idle=(0.3, 0.6), left=[("grasper,grasp,uterus", 2), ("grasper,null_verb,null_target", 1)],
@@ -65,6 +69,8 @@ HYSTER_PHASES = [
     dict(w=0.6, idle=(0.4, 0.05), left=[("grasper,null_verb,null_target", 1)],
          right=[("irrigator,irrigate,cuff", 2), ("irrigator,aspirate,fluid", 2)]),
 ]
+HYSTER_FRAMING = [("__center__", 1.3), ("ligament", 0.85), ("vessel", 0.85), ("cuff", 0.8), ("uterus", 1.2),
+                  ("cuff", 0.7), ("fluid", 1.0)]
 HYSTER_CUES = {
     "cuff": [(0, 0), (0, 0), (0, 0), (0, 1), (1, 1), (1, 1), (1, 1)],
     "ligament": [(1, 1), (1, .2), (.2, .2), (.2, .2), (.2, .2), (.2, .2), (.2, .2)],
@@ -101,8 +107,11 @@ EYE_CUES = {  # per phase of EYE_PHASES (a gap keeps the state it follows)
 def phase_lengths(rng, weights, total: int, min_len: int = 3) -> np.ndarray:
     """Random phase durations (frames) summing to ``total``: weight x U(0.55, 1.6), at least ``min_len`` each."""
     w = np.asarray(weights, float) * rng.uniform(0.55, 1.6, len(weights))
-    lens = np.maximum(np.round(w / w.sum() * total).astype(int), min_len)
-    lens[np.argmax(lens)] += total - lens.sum()
+    if total < len(w):
+        raise ValueError(f"a video of {total} frames cannot hold {len(w)} phases; ask for at least {len(w)} frames.")
+    min_len = min(min_len, total // len(w))
+    lens = min_len + np.floor(w / w.sum() * (total - min_len * len(w))).astype(int)
+    lens[np.argmax(w)] += total - lens.sum()
     return lens
 
 
@@ -136,8 +145,12 @@ def _hand_segments(rng, phases, lens, script, side: int) -> list:
     return segs
 
 
-def build_schedule(rng, script, cues, moves, n: int, tool_names, order=None) -> dict:
-    """Per-frame schedule of a video of ``n`` frames following ``script`` (phases in ``order``, default 0..P-1)."""
+def build_schedule(rng, script, cues, moves, n: int, tool_names, order=None, framing=None) -> dict:
+    """Per-frame schedule of a video of ``n`` frames following ``script`` (phases in ``order``, default 0..P-1).
+
+    ``framing`` (per phase: anchor name, zoom) makes the camera move to the phase's working area, as a
+    surgeon's assistant does; without it the camera wanders around the scene centre.
+    """
     order = list(range(len(script))) if order is None else list(order)
     lens = phase_lengths(rng, [script[p]["w"] for p in order], n)
     phase = np.repeat(order, lens)
@@ -154,6 +167,9 @@ def build_schedule(rng, script, cues, moves, n: int, tool_names, order=None) -> 
             if verb == "coagulate" or (tool == "hook" and verb == "dissect"):
                 smoke[a:b] = np.maximum(smoke[a:b], rng.uniform(0.2, 0.6))
     sched["smoke"] = smoke
+    if framing is not None:
+        sched["focus"] = [framing[p][0] for p in phase]
+        sched["zoom"] = np.array([framing[p][1] for p in phase], np.float32) * rng.uniform(0.9, 1.1)
     return sched
 
 

@@ -106,6 +106,10 @@ def render_surgery(rng: np.random.Generator, world: dict, schedule: dict, size=(
     cam = R.camera_path(rng, n, TEX, travel=cam_kw.get("travel", 0.06), zoom=cam_kw.get("zoom", (0.85, 1.15)),
                         rot=cam_kw.get("rot", 0.15), shake=cam_kw.get("shake", 0.4))
     cam["center"] += anchors["__center__"] - cam["center"].mean(0)  # keep the operative field in view
+    if "focus" in schedule:  # follow the working area of each phase, smoothly
+        target = np.stack([anchors[a] for a in schedule["focus"]])
+        cam["center"] = _smooth(target, 9) + 0.5 * (cam["center"] - cam["center"].mean(0))
+        cam["scale"] = cam["scale"] * _smooth(schedule["zoom"][:, None], 9)[:, 0]
     frames = R.sample_texture(tex, cam, h, w, px)
     yy, xx = R.screen_grid(h, w)
     scr = {k: R.to_screen(cam, v, TEX, h, w, px) for k, v in anchors.items()}
@@ -140,6 +144,13 @@ def render_surgery(rng: np.random.Generator, world: dict, schedule: dict, size=(
         frames[:] = frames * (1 - 0.35 * smoke[:, None, None, None]) + 0.35 * smoke[:, None, None, None] * 0.8
     R.optics(frames, fov=world.get("fov", 1.35), vignette=world.get("vignette", 0.45), gain=1.1)
     return dict(frames=R.to_uint8(frames, rng, noise), tools_visible=visible)
+
+
+def _smooth(x: np.ndarray, win: int) -> np.ndarray:
+    """Moving average over time of x (T, D) with edge padding (same length)."""
+    pad = np.concatenate([np.repeat(x[:1], win // 2, 0), x, np.repeat(x[-1:], win // 2, 0)])
+    k = np.ones(win, np.float32) / win
+    return np.stack([np.convolve(pad[:, d], k, mode="valid") for d in range(x.shape[1])], 1).astype(np.float32)
 
 
 def _verb_effects(sub, yy, xx, verb, tool, port, tip, s, rng) -> None:

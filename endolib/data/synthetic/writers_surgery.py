@@ -29,6 +29,7 @@ def _ids(pools, counts):
 def chole_video(rng, seconds: int, fps: int, size, trocar: bool = False) -> tuple[dict, dict]:
     """A cholecystectomy (Cholec80 script; M2CAI16 adds the trocar-placement phase first). Returns (render, schedule)."""
     script, cues, moves = list(S.CHOLE_PHASES), dict(S.CHOLE_CUES), dict(S.CHOLE_MOVES)
+    framing = list(S.CHOLE_FRAMING)
     order = list(range(7))
     if rng.uniform() < 0.25:  # as in the real data, cleaning sometimes comes after the retraction
         order = [0, 1, 2, 3, 4, 6, 5]
@@ -37,8 +38,9 @@ def chole_video(rng, seconds: int, fps: int, size, trocar: bool = False) -> tupl
         cues = {k: [v[0]] + v for k, v in cues.items()}
         cues["wall"] = [(1, 1)] + [(0, 0)] * 7
         moves = {k: [((0, 0), (0, 0))] + v for k, v in moves.items()}
+        framing = [S.TROCAR_FRAMING] + framing
         order = [0] + [p + 1 for p in order]
-    sched = S.build_schedule(rng, script, cues, moves, seconds * fps, T50_TOOLS, order=order)
+    sched = S.build_schedule(rng, script, cues, moves, seconds * fps, T50_TOOLS, order=order, framing=framing)
     return render_surgery(rng, WORLDS["chole"], sched, size), sched
 
 
@@ -84,7 +86,8 @@ def write_autolaparo(root: Path, rng, videos=(6, 2, 4), seconds=(150, 240), fps:
     (out / "labels").mkdir(parents=True, exist_ok=True)
     for k in tqdm(_ids((range(1, 11), range(11, 15), range(15, 22)), videos), desc="AutoLaparo", leave=False):
         sec = int(rng.integers(*seconds))
-        sched = S.build_schedule(rng, S.HYSTER_PHASES, S.HYSTER_CUES, S.HYSTER_MOVES, sec * fps, T50_TOOLS)
+        sched = S.build_schedule(rng, S.HYSTER_PHASES, S.HYSTER_CUES, S.HYSTER_MOVES, sec * fps, T50_TOOLS,
+                                 framing=S.HYSTER_FRAMING)
         video = render_surgery(rng, WORLDS["hyster"], sched, size)
         write_video(out / "videos" / f"{k:02d}.mp4", video["frames"], fps=fps)
         rows = [f"{s + 1}\t{sched['phase'][s * fps] + 1}" for s in range(sec)]
