@@ -155,3 +155,19 @@ def test_plots_confusion_counts_vs_sklearn_and_figures():
     assert len(ax.patches) == 3 and ax.get_title().endswith(f"{np.nanmean(ap):.3f}")
     plots.plot_confusion(true, pred, names)
     matplotlib.pyplot.close("all")
+
+
+def test_cached_frames_match_the_whole_video_forward_and_train_the_head():
+    m = _model(3)
+    torch.manual_seed(4)
+    vids = [(f"v{i}", torch.randn(3, 5 + 2 * i, IMG, IMG), {"phase": np.arange(5 + 2 * i) % 3}) for i in range(2)]
+    cache = phase.CachedFrames(m.backbone, vids, keys=("phase",), chunk=3)
+    assert len(cache) == 5 + 7 and cache[0]["feats"].shape == (m.backbone.embed_dim,)
+    with torch.no_grad():
+        whole = torch.cat([m.backbone(v[1][None])[0] for v in vids])
+    assert (cache.feats - whole).abs().max().item() <= 1e-4
+    assert torch.equal(cache.labels["phase"], torch.as_tensor(np.concatenate([v[2]["phase"] for v in vids])))
+    res = fit(m, cache, phase.loss_fn, FitConfig(mode="linear", epochs=20, batch_size=6, lr=3e-2, log_every=1,
+                                                 device="cpu", progress=False))
+    losses = [r["value"] for r in res.history if r["metric"] == "loss"]
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])

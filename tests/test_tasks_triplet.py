@@ -107,7 +107,7 @@ class TintedTriplets(torch.utils.data.Dataset):
 def test_tiny_training_run_loss_falls():
     m = _model()
     res = fit(m, TintedTriplets(), triplet.triplet_loss,
-              FitConfig(mode="finetune", epochs=6, batch_size=4, lr=3e-3, log_every=1, device="cpu",
+              FitConfig(mode="finetune", epochs=6, batch_size=4, lr=3e-2, log_every=1, device="cpu",
                         progress=False))
     losses = [r["value"] for r in res.history if r["metric"] == "loss"]
     assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4])

@@ -38,7 +38,9 @@ class PerFrameModel(nn.Module):
     ``forward(x)``: x (B, 3, T, H, W) -> {name: (B, T, classes)}.
     ``init_stream(batch)`` / ``step(frames, state)``: the same outputs, k frames at a time.
     Linear probe vs fine-tune is decided by the engine (``FitConfig.mode`` freezes ``.backbone``);
-    with a frozen backbone the features are computed without a graph.
+    with a frozen backbone the features are computed without a graph. The frame feature is first
+    standardised by a parameter-free BatchNorm (the MAE linear-probe recipe; at inference a fixed
+    per-channel affine map, so still causal and per-frame).
     """
 
     def __init__(self, backbone: nn.Module, heads: Dict[str, int], dropout: float = 0.0):
@@ -47,6 +49,7 @@ class PerFrameModel(nn.Module):
             raise ValueError(f"the backbone must return features (create it with num_classes=0); "
                              f"it has num_classes={backbone.num_classes}.")
         self.backbone = backbone
+        self.norm = nn.BatchNorm1d(backbone.embed_dim, affine=False, eps=1e-6)
         self.drop = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({k: nn.Linear(backbone.embed_dim, n) for k, n in heads.items()})
 
@@ -55,7 +58,8 @@ class PerFrameModel(nn.Module):
 
     def heads_on(self, feats: torch.Tensor) -> Dict[str, torch.Tensor]:
         # feats: (B, T, C) -> {name: (B, T, classes)}
-        feats = self.drop(feats.float())
+        feats = self.norm(feats.float().flatten(0, 1)).view(feats.shape)
+        feats = self.drop(feats)
         return {k: h(feats) for k, h in self.heads.items()}
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -98,9 +102,51 @@ def stream_outputs(model: PerFrameModel, video: torch.Tensor, chunk: int = 1,
     return {k: torch.cat(v) for k, v in pieces.items()}
 
 
+@torch.no_grad()
+def stream_features(backbone: nn.Module, video: torch.Tensor, chunk: int = 8, device="cpu") -> torch.Tensor:
+    """Frame features of one whole video through the streaming API. video: (3, T, H, W) -> (T, C) on CPU."""
+    state = backbone.init_stream(1)
+    feats = []
+    for t0 in range(0, video.shape[1], chunk):
+        out, state = backbone.step(video[None, :, t0:t0 + chunk].to(device), state)
+        feats.append(out[0].float().cpu())
+    return torch.cat(feats)
+
+
+class CachedFrames(torch.utils.data.Dataset):
+    """Per-frame items {'feats': (C,), <label key>: label} from features streamed once over whole videos.
+
+    A linear probe on a frozen backbone sees exactly the features the online evaluation sees (long
+    causal context, absolute time in the video), at the cost of one streamed pass over the training
+    videos; the head then trains for many epochs in seconds."""
+
+    def __init__(self, backbone: nn.Module, videos, keys=("phase",), chunk: int = 8, device="cpu"):
+        backbone.to(device).eval()
+        feats, labels = [], {k: [] for k in keys}
+        for _vid, frames, lab in tqdm(videos, desc="caching streamed features", leave=False):
+            feats.append(stream_features(backbone, frames, chunk, device))
+            for k in keys:
+                labels[k].append(torch.as_tensor(np.asarray(lab[k])))
+        self.feats = torch.cat(feats)
+        self.labels = {k: torch.cat(v) for k, v in labels.items()}
+
+    def __len__(self):
+        return len(self.feats)
+
+    def __getitem__(self, i):
+        return {"feats": self.feats[i], **{k: v[i] for k, v in self.labels.items()}}
+
+
+def _head_out(model: PerFrameModel, batch: dict) -> Dict[str, torch.Tensor]:
+    """Head outputs (B, T, K) from a batch of clips ('video') or of cached frame features ('feats' (B, C))."""
+    if "feats" in batch:
+        return model.heads_on(batch["feats"][:, None])
+    return model(batch["video"])
+
+
 def phase_loss(model: PerFrameModel, batch: dict) -> torch.Tensor:
-    """Cross-entropy over every frame of every clip. batch: video (B, 3, T, H, W), phase (B, T)."""
-    logits = model(batch["video"])["phase"]  # (B, T, K)
+    """Cross-entropy over every frame. batch: video (B, 3, T, H, W) + phase (B, T), or feats (B, C) + phase (B,)."""
+    logits = _head_out(model, batch)["phase"]  # (B, T, K)
     return nn.functional.cross_entropy(logits.flatten(0, 1), batch["phase"].flatten())
 
 

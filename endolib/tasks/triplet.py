@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from endolib.tasks.phase import PerFrameModel, stream_outputs
+from endolib.tasks.phase import PerFrameModel, _head_out, stream_outputs
 
 COMPONENTS = {"instrument": 6, "verb": 10, "target": 15, "triplet": 100}
 
@@ -27,8 +27,8 @@ def triplet_model(backbone: nn.Module, dropout: float = 0.0) -> PerFrameModel:
 
 def triplet_loss(model: PerFrameModel, batch: dict):
     """Sum over components of the mean BCE over frames and classes; also returns each term."""
-    out = model(batch["video"])
-    terms = {k: nn.functional.binary_cross_entropy_with_logits(out[k], batch[k].float())
+    out = _head_out(model, batch)  # clips (B, T, K) or cached frame features (B, 1, K)
+    terms = {k: nn.functional.binary_cross_entropy_with_logits(out[k], batch[k].float().view_as(out[k]))
              for k in COMPONENTS}
     return sum(terms.values()), {f"bce_{k}": float(v.detach()) for k, v in terms.items()}
 
