@@ -1,0 +1,161 @@
+"""Profiling: harness rows and memory, FastStream == eager step, floor counts, baselines, scan checks, GPU module."""
+import pandas as pd
+import pytest
+import torch
+
+from endolib.models import create_model
+from endolib.models.mamba import RMSNorm
+from endolib.profiling import floor, harness, scan_check, suite
+from endolib.profiling.baselines import build_baseline
+from endolib.profiling.fast_stream import FastStream, embed_at, fuse_norms
+
+
+@pytest.fixture(scope="module")
+def nano():
+    torch.manual_seed(0)
+    return create_model("endomamba_nano", img_size=32, num_classes=3).eval()
+
+
+def test_time_calls_counts_and_positive():
+    calls = []
+    ms = harness.time_calls(lambda: calls.append(torch.randn(64, 64) @ torch.randn(64, 64)), "cpu", iters=5, warmup=2)
+    assert len(ms) == 5 and len(calls) == 7 and (ms > 0).all()
+
+
+def test_cpu_peak_memory_sees_a_known_allocation():
+    with harness.peak_memory("cpu") as mem:
+        a = torch.randn(256, 1024)  # 1 MiB
+        b = a * 2                   # +1 MiB alive together
+        del a, b
+    assert 2.0 <= mem["mb"] < 2.5
+    with harness.peak_memory("cpu") as mem2:
+        for _ in range(4):
+            torch.randn(256, 1024)  # freed each time: the peak stays at one
+    assert 1.0 <= mem2["mb"] < 1.5
+
+
+def test_measure_stream_rows_at_checkpoints():
+    seen = []
+    pool = [torch.randn(1, 3, 1, 4, 4) + i for i in range(3)]
+    rows = harness.measure_stream("toy", lambda: seen.clear(), lambda x: seen.append(x), pool, [4, 10], "cpu", window=3)
+    assert [r["frames_seen"] for r in rows] == [4, 10]
+    assert len(seen) == 10  # the stream was reset after warm-up, then fed exactly to the last checkpoint
+    for r in rows:
+        assert r["iters"] == 3 and r["fps"] == pytest.approx(1e3 / r["latency_ms_median"])
+        assert r["latency_ms_p90"] >= r["latency_ms_median"] > 0
+
+
+def test_recompute_stops_past_budget():
+    rows = harness.measure_recompute("toy", lambda c: torch.sin(c).sum(), lambda f: torch.randn(1, 3, f, 8, 8),
+                                     [2, 4, 8], "cpu", max_ms=0.0, iters=2)
+    assert [r["status"] for r in rows] == ["ok", "skipped", "skipped"]
+
+
+def test_embed_at_matches_model_embed(nano):
+    x = torch.randn(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(embed_at(nano, x, torch.tensor(5)), nano._embed(x, 5))
+
+
+def test_fused_norm_matches_rmsnorm():
+    n = RMSNorm(24)
+    n.weight.data = torch.randn(24)
+    x = torch.randn(3, 7, 24)
+    ref = n(x)
+    fuse_norms(n)
+    torch.testing.assert_close(n(x), ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_fast_stream_equals_eager_step_and_resets(nano, k):
+    x = torch.randn(1, 3, 6, 32, 32)
+    fs = FastStream(nano, dtype=torch.float32, frames_per_step=k)
+    st = nano.init_stream(1)
+    outs = []
+    with torch.no_grad():
+        full = nano(x)
+        for t in range(0, 6, k):
+            ref, st = nano.step(x[:, :, t:t + k], st)
+            outs.append(fs.step(x[:, :, t:t + k]).clone())
+            torch.testing.assert_close(outs[-1], ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-4, atol=1e-4)
+        fs.reset()  # a new video: the first frames give the first outputs again
+        torch.testing.assert_close(fs.step(x[:, :, :k]), outs[0], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="built for frames"):
+        fs.step(torch.randn(1, 3, k + 1, 32, 32))
+
+
+def test_fast_stream_bf16_within_tolerance(nano):
+    fs = FastStream(nano, dtype=torch.bfloat16)
+    diff = suite.check_fast_stream(nano, fs, "torch", frames=4)
+    assert 0 < diff["check_rel"] < 3e-2  # bf16 differs from fp32, but only by rounding
+    assert next(nano.parameters()).dtype == torch.float32  # the caller's model is untouched
+
+
+def test_step_cost_counts_matmul_flops(nano):
+    cost = floor.step_cost(nano, dtype=torch.bfloat16)
+    L = nano.num_tokens
+    lin = sum(2 * L * m.in_features * m.out_features for m in nano.modules() if isinstance(m, torch.nn.Linear))
+    conv = sum(2 * L * m.out_channels * m.kernel_size[0] for m in nano.modules() if isinstance(m, torch.nn.Conv1d))
+    patch = 2 * nano.num_patches * nano.embed_dim * 3 * nano.patch_size ** 2
+    expected = lin + conv + patch
+    assert expected <= cost["flops"] <= 1.15 * expected  # + the scan's small contractions
+    assert cost["weight_bytes"] == 2 * sum(p.numel() for p in nano.parameters())
+    assert cost["dispatched_ops"] > 10 * nano.depth
+
+
+def test_floor_rows_pick_the_largest_term():
+    cost = dict(min_bytes=3e9, flops=1e12, x=1)
+    ceil = floor.Ceilings(copy_bytes_per_s=3e12, matmul_flops_per_s=1e15, launch_s_eager=5e-6, launch_s_graph=1e-6)
+    rows = floor.floor_rows(cost, ceil, launches=100, measured_ms=2.0)
+    terms = {r["term"]: r["ms"] for r in rows}
+    assert terms == pytest.approx({"bytes / bandwidth": 1.0, "flops / matmul rate": 1.0, "launches x launch latency": 0.1})
+    assert rows[0]["floor_ms"] == pytest.approx(1.0) and rows[0]["measured_over_floor"] == pytest.approx(2.0)
+
+
+def test_baselines_shapes_and_framewise_independence():
+    x = torch.randn(1, 3, 4, 32, 32)
+    vit = build_baseline("vit_framewise", "nano", 32).eval()
+    with torch.no_grad():
+        out = vit(x)
+        assert out.shape == (1, 4, 96)
+        torch.testing.assert_close(out[:, 2:3], vit(x[:, :, 2:3]), rtol=1e-5, atol=1e-5)
+        st = build_baseline("divided_st", "nano", 32).eval()
+        y = st(x)
+        assert y.shape == (1, 4, 96)
+        x2 = x.clone()
+        x2[:, :, 3] += 1.0  # divided attention is not causal: a later frame changes earlier outputs
+        assert not torch.allclose(st(x2)[:, 0], y[:, 0])
+        assert build_baseline("videomamba", "nano", 32).eval()(x).shape == (1, 96)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        build_baseline("resnet", "nano", 32)
+
+
+def test_scan_check_torch_backend_rows():
+    row = scan_check.check_case("torch", "cpu", torch.float32, 2, 6, 37, 16, seed=3, grad=True)
+    assert row["y_rel_err"] < 1e-5 and row["last_state_rel_err"] < 1e-5 and row["grad_rel_err_max"] < 1e-4
+    rowb = scan_check.check_case("torch", "cpu", torch.bfloat16, 2, 6, 37, 16, seed=3, grad=False)
+    assert 1e-5 < rowb["y_rel_err"] < 2e-2
+
+
+def test_speedups_ratios():
+    df = pd.DataFrame([dict(model="a", mode="stream", backend="x", frames_seen=8, fps=100.0, latency_ms_median=10.0,
+                            peak_mem_mb=1.0, status="ok"),
+                       dict(model="b", mode="recompute", backend=None, frames_seen=8, fps=25.0, latency_ms_median=40.0,
+                            peak_mem_mb=2.0, status="ok")])
+    s = suite.speedups(df, 8).set_index("model")
+    assert s.loc["b", "slower_than_best_x"] == pytest.approx(4.0) and s.loc["b", "backend"] == "n/a"
+
+
+def test_gpu_module_runs_on_cpu_quick(tmp_path):
+    from endolib.profiling import gpu
+    gpu.main(["--out", str(tmp_path), "--device", "cpu", "--quick", "--model", "endomamba_nano", "--img-size", "32"])
+    speed = pd.read_csv(tmp_path / "speed_gpu.csv")
+    assert {"stream_eager", "stream_fast", "recompute", "framewise", "clip", "breakdown"} <= set(speed["mode"])
+    assert (speed["status"] == "ok").all()
+    assert {"device_name", "torch", "triton", "mamba_ssm", "dtype", "backend"} <= set(speed.columns)
+    fast = speed[speed["mode"] == "stream_fast"]
+    assert (fast["check_rel"] < 3e-2).all()
+    scan = pd.read_csv(tmp_path / "scan_check_gpu.csv")
+    assert (scan["y_rel_err"].dropna() < 2e-2).all() and len(scan) >= 4
+    assert len(pd.read_csv(tmp_path / "floor_gpu.csv")) == 3
