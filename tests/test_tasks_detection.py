@@ -81,6 +81,7 @@ def test_precision_recall_f1_equal_reference():
         for _ in range(6):
             gt = _random_boxes(g, int(torch.randint(0, 3, (1,), generator=g)))
             jitter = gt + torch.randn(gt.shape, generator=g) * 3
+            jitter = torch.cat([torch.minimum(jitter[:, :2], jitter[:, 2:]), torch.maximum(jitter[:, :2], jitter[:, 2:])], 1)
             extra = _random_boxes(g, int(torch.randint(0, 3, (1,), generator=g)))
             pb = torch.cat([jitter, extra])
             gts.append(gt)
@@ -91,13 +92,19 @@ def test_precision_recall_f1_equal_reference():
     # hand case: one hit, one duplicate (FP), one miss -> P 1/2, R 1/2
     hand = det.scores([{"boxes": torch.tensor([[0, 0, 10, 10.], [0, 0, 10, 10.5]]), "scores": torch.tensor([.9, .8])}],
                       [torch.tensor([[0, 0, 10, 10.], [30, 30, 40, 40.]])])
-    assert hand == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5})
+    assert hand == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "frame_f1": 1.0})
+    # frame level: a frame without truth but with a confident box is a false alarm
+    two = det.scores([{"boxes": torch.tensor([[0, 0, 5, 5.]]), "scores": torch.tensor([.9])},
+                      {"boxes": torch.tensor([[0, 0, 5, 5.]]), "scores": torch.tensor([.2])}],
+                     [torch.zeros(0, 4), torch.tensor([[20, 20, 30, 30.]])], score_thr=0.3)
+    assert two["frame_f1"] == 0.0 and two["f1"] == 0.0
 
 
 def test_trivial_baselines():
     gts = [torch.tensor([[8.0, 8.0, 24.0, 24.0]]), torch.tensor([[0.0, 0.0, 10.0, 10.0]])]
     base = det.trivial_baselines(gts, gts, img_size=32)
-    assert base["none_f1"] == 0.0 and base["none_recall"] == 0.0
+    assert base["none_f1"] == 0.0 and base["none_recall"] == 0.0 and base["none_frame_f1"] == 0.0
+    assert base["centre_frame_f1"] == 1.0
     # mean size 13x13 centred at 16: IoU with the first box = 169/256 -> 1 hit of 2
     assert base["centre_precision"] == pytest.approx(0.5) and base["centre_recall"] == pytest.approx(0.5)
 

@@ -22,7 +22,7 @@ from endolib.tasks.common import TaskModel
 
 log = logging.getLogger(__name__)
 
-POOLS = ("mean", "cls")
+POOLS = ("mean", "cls", "max")
 
 
 class ClipClassificationHead(nn.Module):
@@ -41,8 +41,11 @@ class ClipClassificationHead(nn.Module):
 
     def clip_features(self, tokens: torch.Tensor) -> torch.Tensor:
         # tokens: (B, T, n+1, C) -> (B, C)
-        frame = tokens[:, :, 0] if self.pool == "cls" else tokens.mean(dim=2)
-        return frame.mean(dim=1)
+        if self.pool == "cls":
+            return tokens[:, :, 0].mean(dim=1)
+        if self.pool == "max":  # strongest response of any patch: suits small findings
+            return tokens[:, :, 1:].amax(dim=2).mean(dim=1)
+        return tokens.mean(dim=2).mean(dim=1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         # tokens: (B, T, n+1, C) -> logits (B, classes)

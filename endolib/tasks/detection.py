@@ -8,11 +8,13 @@ shared progressive decoder; three 3×3-conv branches then predict, per cell,
   - the sub-cell offset of the centre (in [0, 1)).
 Training: the penalty-reduced focal loss of CenterNet on the heatmap, L1 on size and offset at the
 centre cells. Decoding: 3×3 max-pool peaks, top-k, score threshold, then class-wise NMS (IoU 0.5).
-KUMC's boxes are read as one class, 'polyp' (the loader gives boxes without a class).
+By default the head is class-agnostic (one class, 'polyp': adenomatous and hyperplastic boxes merged,
+as polyp detection is scored); `num_classes=2` uses the loader's `box_labels` instead.
 
-Metric: over all test frames, predictions with score ≥ `score_thr` are matched greedily (highest
-score first) to unmatched ground truth boxes with IoU ≥ 0.5: precision = TP / predictions, recall =
-TP / ground truth boxes, F1 their harmonic mean. Trivial baselines: no boxes (all 0) and one box of
+Metric (`endolib.metrics.detection`): over all test frames, predictions with score ≥ `score_thr` are
+matched greedily (highest score first) to unmatched ground truth boxes with IoU ≥ 0.5: precision =
+TP / predictions, recall = TP / ground truth boxes, F1 their harmonic mean (box level, DESIGN §6);
+also Endo-FM's frame-level F1 (boxes' positions ignored), which its KUMC numbers use. Trivial baselines: no boxes (all 0) and one box of
 the mean training size at the frame centre in every frame.
 """
 import logging
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from endolib.metrics.detection import detection_prf, frame_detection_prf
 from endolib.tasks.common import TaskModel, UpsampleDecoder, collate_keep_lists, token_grid
 
 log = logging.getLogger(__name__)
@@ -95,10 +98,15 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, b
     return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1.0)
 
 
-def flat_boxes(batch: dict) -> tuple:
+def flat_boxes(batch: dict, with_labels: bool = False) -> tuple:
     """batch boxes: list (B) of lists (T) of (k, 4) -> list of B*T tensors (frame order b, t); same for labels."""
-    boxes = [bx for clip in batch["boxes"] for bx in clip]
-    labels = [lb for clip in batch["labels"] for lb in clip] if "labels" in batch else None
+    boxes = [torch.as_tensor(bx, dtype=torch.float32).reshape(-1, 4) for clip in batch["boxes"] for bx in clip]
+    labels = None
+    if with_labels:
+        if "box_labels" not in batch:
+            raise ValueError("num_classes > 1 needs per-box classes in batch['box_labels']; this dataset gives "
+                             "none: build the head with num_classes=1.")
+        labels = [torch.as_tensor(lb, dtype=torch.long) for clip in batch["box_labels"] for lb in clip]
     return boxes, labels
 
 
@@ -106,7 +114,7 @@ def loss_fn(model: TaskModel, batch: dict):
     """Focal heatmap loss + 0.1 · L1 size + L1 offset at centres. batch: video, boxes (see flat_boxes)."""
     out = model(batch["video"])
     head = model.head
-    boxes, labels = flat_boxes(batch)
+    boxes, labels = flat_boxes(batch, with_labels=head.num_classes > 1)
     tgt = encode_targets(boxes, labels, out["heat"].shape[-2:], head.stride, head.num_classes)
     tgt = {k: v.to(out["heat"].device) for k, v in tgt.items()}
     heat = focal_loss(out["heat"].float(), tgt["heat"])
@@ -164,33 +172,6 @@ def decode(out: dict, stride: int, top_k: int = 20, score_thr: float = 0.05, nms
     return results
 
 
-def match_counts(preds: list, gts: list, iou_thr: float = 0.5, score_thr: float = 0.3) -> tuple:
-    """(TP, number of predictions, number of ground truth boxes) over frames; greedy by score, one match per box."""
-    tp = npred = ngt = 0
-    for p, g in zip(preds, gts):
-        g = torch.as_tensor(g, dtype=torch.float32).reshape(-1, 4)
-        keep = p["scores"] >= score_thr
-        pb = p["boxes"][keep][p["scores"][keep].argsort(descending=True)]
-        npred, ngt = npred + len(pb), ngt + len(g)
-        if not len(pb) or not len(g):
-            continue
-        ious, used = box_iou(pb, g), torch.zeros(len(g), dtype=torch.bool)
-        for r in range(len(pb)):
-            cand = ious[r].masked_fill(used, -1.0)
-            j = int(cand.argmax())
-            if cand[j] >= iou_thr:
-                used[j] = True
-                tp += 1
-    return tp, npred, ngt
-
-
-def prf(tp: int, npred: int, ngt: int) -> dict:
-    """Precision, recall, F1 from counts (a ratio with a zero denominator is 0)."""
-    p = tp / npred if npred else 0.0
-    r = tp / ngt if ngt else 0.0
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
-
-
 @torch.no_grad()
 def predict(model: TaskModel, dataset, batch_size: int = 4, device="cpu", score_thr: float = 0.05) -> tuple:
     """-> (predictions per frame, ground truth boxes per frame), frames in clip-then-time order."""
@@ -205,7 +186,14 @@ def predict(model: TaskModel, dataset, batch_size: int = 4, device="cpu", score_
 
 
 def scores(preds: list, gts: list, score_thr: float = 0.3, iou_thr: float = 0.5) -> dict:
-    return prf(*match_counts(preds, gts, iou_thr, score_thr))
+    """Box-level precision / recall / F1 at IoU >= iou_thr (`endolib.metrics.detection.detection_prf`), and
+    Endo-FM's frame-level F1 (`frame_f1`: a polyp frame with any box scored >= score_thr is a hit)."""
+    pairs = [(p["boxes"], p["scores"]) for p in preds]
+    box = detection_prf(pairs, gts, iou_threshold=iou_thr, score_threshold=score_thr)
+    top = [float(p["scores"].max()) if len(p["scores"]) else -np.inf for p in preds]
+    has = [len(torch.as_tensor(g).reshape(-1, 4)) > 0 for g in gts]
+    frame = frame_detection_prf(top, has, score_threshold=score_thr)
+    return {"precision": box["precision"], "recall": box["recall"], "f1": box["f1"], "frame_f1": frame["f1"]}
 
 
 def evaluate(model: TaskModel, dataset, batch_size: int = 4, device="cpu", score_thr: float = 0.3) -> dict:
