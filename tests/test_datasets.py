@@ -45,7 +45,6 @@ def test_polypdiag_fixture(tmp_path):
 
 def test_cvc12k_fixture(tmp_path):
     root = _fixture("cvc12k", tmp_path)
-    rng = np.random.default_rng(0)
     for i in range(1, 6):
         _save(root / "CVC-ClinicDB" / "Original" / f"{i}.tif", _frames(i, 1)[0])
         m = np.zeros((48, 64), np.uint8)
@@ -55,7 +54,7 @@ def test_cvc12k_fixture(tmp_path):
     item = ds[0]  # video 2 = frames 4, 5
     assert item["mask"].shape == (2, 48, 64) and set(item["mask"].unique().tolist()) == {0.0, 1.0}
     assert item["mask"][0].sum() == (24 - 10) * 25 and item["mask"][1].sum() == (25 - 10) * 25
-    assert rng is not None and len(load_dataset("cvc12k", root, "train", num_frames=2, num_train=1)) == 2
+    assert len(load_dataset("cvc12k", root, "train", num_frames=2, num_train=1)) == 2  # video 1: 3 frames, 2 windows
 
 
 def test_kumc_fixture_boxes_scale_with_resize(tmp_path):

@@ -25,6 +25,11 @@ class SurgicalActions160(ClipDataset):
         super().__init__(self.dir, split, num_frames, img_size, sampling_rate, **kw)
         self.items = [(v, 0) for v in range(len(self.videos_meta))]
 
+    @property
+    def labels(self) -> list[int]:
+        """The label of every item, without decoding any video."""
+        return [self.videos_meta[v]["label"] for v, _ in self.items]
+
     def _index(self):
         from endolib.data.io import VIDEO_EXTS
         out = []

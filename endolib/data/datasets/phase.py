@@ -8,13 +8,12 @@ low fps), so frame f of the annotation is second f / fps.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from endolib.data.datasets.base import DatasetLayoutError, check_label, require, resolve_root
+from endolib.data.datasets.base import check_label, require, resolve_root
 from endolib.data.datasets.classes import (AUTOLAPARO_PHASES, CHOLEC80_PHASES, CHOLEC80_TOOLS, M2CAI16_PHASES,
                                            OPHNET_PHASES)
 from endolib.data.datasets.videobase import TimelineDataset
@@ -96,8 +95,8 @@ class Cholec80(TimelineDataset):
         tt = pd.read_csv(tools, sep=r"\s+")
         missing = [t for t in self.tool_names if t not in tt.columns]
         if missing or "Frame" not in tt.columns:
-            raise ValueError(f"{self.name}: {tools} lacks columns {missing or ['Frame']}; expected the header "
-                             f"Frame\\t{chr(92) + 't'.join(self.tool_names)}.")
+            raise ValueError(f"{self.name}: {tools} lacks columns {missing or ['Frame']}; expected a tab-separated "
+                             f"header Frame {' '.join(self.tool_names)}.")
         bad = ~tt[self.tool_names].isin([0, 1]).all(axis=1)
         if bad.any():
             raise ValueError(f"{self.name}: {tools} row {int(np.flatnonzero(bad)[0]) + 2} has a tool value "

@@ -48,6 +48,11 @@ class PolypDiag(ClipDataset):
         super().__init__(self.dir, split, num_frames, img_size, sampling_rate, **kw)
         self.items = [(v, 0) for v in range(len(self.videos_meta))]  # one video-level item per video
 
+    @property
+    def labels(self) -> list[int]:
+        """The label of every item, without decoding any video."""
+        return [self.videos_meta[v]["label"] for v, _ in self.items]
+
     def _index(self):
         split = "val" if self.split == "test" else self.split
         lst = require(self.dir / "splits" / f"{split}.txt", self.name, f"the {split} split list", self.layout)

@@ -113,16 +113,7 @@ def render_surgery(rng: np.random.Generator, world: dict, schedule: dict, size=(
     frames = R.sample_texture(tex, cam, h, w, px)
     yy, xx = R.screen_grid(h, w)
     scr = {k: R.to_screen(cam, v, TEX, h, w, px) for k, v in anchors.items()}
-    for obj, pos in cue_positions(world, schedule, scr, s).items():  # dynamic anatomy
-        spec, alpha = world["cues"][obj], schedule["cues"][obj]
-        on = np.flatnonzero(alpha > 0.01)
-        if len(on):
-            sub = frames[on]
-            rad = np.full(len(on), spec["radius"] * s, np.float32) / cam["scale"][on]
-            R.draw_blob(sub, yy, xx, pos[on], rad, np.asarray(spec["rgb"]), lobes=spec.get("lobes", ()),
-                        squash=spec.get("squash", 1.0), angle=spec.get("angle", 0.0), dome=spec.get("dome", 0.5),
-                        alpha=alpha[on])
-            frames[on] = sub
+    _draw_cues(frames, yy, xx, world, schedule, cue_positions(world, schedule, scr, s), cam["scale"], s)
     names = schedule["tool_names"]
     visible = np.zeros((n, len(names)), bool)
     for hand in schedule["hands"]:
@@ -144,6 +135,20 @@ def render_surgery(rng: np.random.Generator, world: dict, schedule: dict, size=(
         frames[:] = frames * (1 - 0.35 * smoke[:, None, None, None]) + 0.35 * smoke[:, None, None, None] * 0.8
     R.optics(frames, fov=world.get("fov", 1.35), vignette=world.get("vignette", 0.45), gain=1.1)
     return dict(frames=R.to_uint8(frames, rng, noise), tools_visible=visible)
+
+
+def _draw_cues(frames, yy, xx, world, schedule, positions, scale, s) -> None:
+    """Draw the dynamic anatomy in place, each object only in the frames where it is visible."""
+    for obj, pos in positions.items():
+        spec, alpha = world["cues"][obj], schedule["cues"][obj]
+        on = np.flatnonzero(alpha > 0.01)
+        if len(on):
+            sub = frames[on]
+            rad = np.full(len(on), spec["radius"] * s, np.float32) / scale[on]
+            R.draw_blob(sub, yy, xx, pos[on], rad, np.asarray(spec["rgb"]), lobes=spec.get("lobes", ()),
+                        squash=spec.get("squash", 1.0), angle=spec.get("angle", 0.0), dome=spec.get("dome", 0.5),
+                        alpha=alpha[on])
+            frames[on] = sub
 
 
 def _smooth(x: np.ndarray, win: int) -> np.ndarray:

@@ -42,7 +42,7 @@ def _source_video(rng, source: str, n: int, size) -> np.ndarray:
     raise ValueError(f"unknown pretraining source {source!r}; expected one of {SOURCES}.")
 
 
-def write_pretrain_corpus(root: Path, rng, sources=SOURCES, videos_per_source: int = 6, num_frames: int = 64,
+def write_pretrain_corpus(root: Path, rng, sources=SOURCES, videos_per_source: int = 5, num_frames: int = 64,
                           size=(64, 64), fps: int = 8) -> Path:
     """Unlabelled endoscopy videos, one folder per source."""
     from endolib.data.io import write_video

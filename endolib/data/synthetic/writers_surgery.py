@@ -44,7 +44,7 @@ def chole_video(rng, seconds: int, fps: int, size, trocar: bool = False) -> tupl
     return render_surgery(rng, WORLDS["chole"], sched, size), sched
 
 
-def write_cholec80(root: Path, rng, videos=(6, 2, 4), seconds=(150, 240), fps: int = 1, size=(64, 64)) -> Path:
+def write_cholec80(root: Path, rng, videos=(6, 2, 4), seconds=(120, 200), fps: int = 1, size=(64, 64)) -> Path:
     """Cholec80 layout: videos/videoNN.mp4, phase_annotations/videoNN-phase.txt, tool_annotations/videoNN-tool.txt."""
     from endolib.data.io import write_video
     out = Path(root) / "cholec80"
@@ -65,7 +65,7 @@ def write_cholec80(root: Path, rng, videos=(6, 2, 4), seconds=(150, 240), fps: i
     return out
 
 
-def write_m2cai16(root: Path, rng, videos=(8, 4), seconds=(150, 240), fps: int = 1, size=(64, 64)) -> Path:
+def write_m2cai16(root: Path, rng, videos=(6, 4), seconds=(120, 200), fps: int = 1, size=(64, 64)) -> Path:
     """M2CAI16 workflow layout: train_dataset/workflow_video_NN.{mp4,txt}, test_dataset/test_workflow_video_NN.{mp4,txt}."""
     from endolib.data.io import write_video
     out = Path(root) / "m2cai16-workflow"
@@ -79,7 +79,7 @@ def write_m2cai16(root: Path, rng, videos=(8, 4), seconds=(150, 240), fps: int =
     return out
 
 
-def write_autolaparo(root: Path, rng, videos=(6, 2, 4), seconds=(150, 240), fps: int = 1, size=(64, 64)) -> Path:
+def write_autolaparo(root: Path, rng, videos=(6, 2, 4), seconds=(120, 200), fps: int = 1, size=(64, 64)) -> Path:
     """AutoLaparo Task 1 layout: videos/NN.mp4, labels/label_NN.txt ('Frame Phase' header, 1-based second, phase 1..7)."""
     from endolib.data.io import write_video
     out = Path(root) / "AutoLaparo_Task1"
@@ -130,7 +130,7 @@ def write_ophnet(root: Path, rng, videos=(6, 2, 4), seconds=(80, 140), fps: int 
     return out
 
 
-def write_cholect50(root: Path, rng, videos=(6, 2, 3), seconds=(120, 200), size=(64, 64)) -> Path:
+def write_cholect50(root: Path, rng, videos=(5, 2, 3), seconds=(100, 160), size=(64, 64)) -> Path:
     """CholecT50 layout: videos/VIDxx/000000.png (1 fps), labels/VIDxx.json (v2 json), label_mapping.txt."""
     from PIL import Image
     out = Path(root) / "CholecT50"
@@ -211,7 +211,7 @@ def action_clip(rng, action: str, n: int, size) -> np.ndarray:
     return render_surgery(rng, WORLDS["hyster"], sched, size)["frames"]
 
 
-def write_surgicalactions160(root: Path, rng, clips_per_class: int = 8, num_frames: int = 12, fps: int = 8,
+def write_surgicalactions160(root: Path, rng, clips_per_class: int = 6, num_frames: int = 12, fps: int = 8,
                              size=(64, 64)) -> Path:
     """SurgicalActions160 layout: <NN_action>/<NN>_<MM>.mp4, ``clips_per_class`` clips in each of the 16 class folders."""
     from endolib.data.io import write_video
