@@ -273,6 +273,37 @@ def load_video_task(dataset: str, data_root=None, num_frames: int = 8, img_size:
                            classes=list(train.classes), root=root, synthetic=data_root is None)
 
 
+# mode -> defaults: the linear probe trains on streamed per-frame features, fine-tuning on clips
+FIT_DEFAULTS = {"linear": dict(epochs=15, batch_size=128, lr=1e-2, weight_decay=1e-4),
+                "finetune": dict(epochs=2, batch_size=4, lr=1e-3, weight_decay=0.05)}
+
+
+def fit_config(mode: str, epochs=None, batch_size=None, lr=None, **kw):
+    """FitConfig with the mode's defaults (FIT_DEFAULTS) for every argument left None."""
+    from endolib.tasks.engine import FitConfig
+
+    if mode not in FIT_DEFAULTS:
+        raise ValueError(f"mode must be one of {sorted(FIT_DEFAULTS)}, got {mode!r}.")
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    return FitConfig(mode=mode, **{**FIT_DEFAULTS[mode], **{k: v for k, v in given.items() if v is not None}}, **kw)
+
+
+def fit_per_frame(model: PerFrameModel, data: SimpleNamespace, loss: Callable, cfg, keys=("phase",),
+                  chunk: int = 8):
+    """Train a per-frame model with the shared engine.
+
+    linear: the frozen backbone streams every whole training video once (CachedFrames) and the heads
+    train on those per-frame features, i.e. on exactly what the online evaluation computes.
+    finetune: everything trains on the training clips (`data.train`, labels per frame)."""
+    from endolib.tasks.engine import fit, resolve_device
+
+    if cfg.mode == "linear":
+        train = CachedFrames(model.backbone, data.train_videos, keys, chunk, resolve_device(cfg.device))
+    else:
+        train = data.train
+    return fit(model, train, loss, cfg)
+
+
 def evaluate_online(model: PerFrameModel, data: SimpleNamespace, dataset: str, chunk: int = 8,
                     device="cpu") -> SimpleNamespace:
     """Stream the evaluation videos; score model and majority baseline, strict and relaxed boundary.
