@@ -203,3 +203,17 @@ def speedups(df: pd.DataFrame, at_frames: int) -> pd.DataFrame:
     best["slower_than_best_x"] = top / best["fps"]
     return best[["model", "mode", "backend", "frames_seen", "fps", "latency_ms_median", "peak_mem_mb",
                  "slower_than_best_x"]].sort_values("fps", ascending=False)
+
+
+def run_cpu(model_name: str, img_size: int, frames_seen, baselines=("vit_framewise", "divided_st", "videomamba"),
+            device="cpu", dtype=torch.float32, seed: int = 0) -> pd.DataFrame:
+    """The whole comparison at a small size on one device, eager (what the notebook runs on a CPU)."""
+    torch.manual_seed(seed)
+    model = create_model(model_name, img_size=img_size).eval()
+    be = "torch" if torch.device(device).type == "cpu" else None
+    rows = eager_stream(model, be, frames_seen, device, dtype, window=4)
+    rows += fast_stream(model, be, frames_seen, device, dtype, check_frames=4, window=4)
+    rows += endomamba_recompute(model, be, frames_seen, device, dtype)
+    rows += baseline_rows(baselines, SIZE_OF.get(model_name, "small"), img_size, frames_seen, device, dtype, be)
+    rows += breakdown_rows(model, be, device, dtype, iters=3)
+    return speed_table(rows, device, dtype, img_size, model_name)

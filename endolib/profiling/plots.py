@@ -1,0 +1,92 @@
+"""Figures and the closing text of the speed notebook, from the tidy CSV rows of the harness."""
+import logging
+from pathlib import Path
+from typing import Optional
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from endolib.paths import OUTPUTS
+from endolib.profiling.suite import speedups
+
+log = logging.getLogger(__name__)
+PAPER_FPS = 47.0
+CURVE_MODES = ("stream_eager", "stream_fast", "stream_fast_graph", "stream_fast_compiled", "recompute", "framewise",
+               "framewise_graph")
+
+
+def load_benchmarks(root: Optional[Path] = None) -> dict:
+    """The newest committed GPU CSVs under outputs/benchmarks/ (any subfolder): {'speed', 'floor', 'scan'} ->
+    DataFrame; empty dict when none are there."""
+    root = Path(root) if root is not None else OUTPUTS / "benchmarks"
+    found = {}
+    for key, name in (("speed", "speed_gpu.csv"), ("floor", "floor_gpu.csv"), ("scan", "scan_check_gpu.csv")):
+        files = sorted(root.rglob(name), key=lambda p: p.stat().st_mtime) if root.exists() else []
+        if files:
+            found[key] = pd.read_csv(files[-1])
+            found[key + "_path"] = files[-1]
+    return found
+
+
+def _curves(df: pd.DataFrame) -> pd.DataFrame:
+    ok = df[df["mode"].isin(CURVE_MODES) & (df["status"] == "ok")].copy()
+    ok["backend"] = ok["backend"].fillna("n/a")
+    ok["label"] = ok["model"] + " " + ok["mode"] + ok["backend"].map(lambda b: "" if b == "n/a" else f" [{b}]")
+    return ok
+
+
+def plot_vs_frames(df: pd.DataFrame, column: str = "fps", ax=None, title: str = "", floor_fps: Optional[float] = None):
+    """One line per model / mode / backend: `column` (fps or peak_mem_mb) against frames seen, log-log."""
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for label, g in _curves(df).groupby("label"):
+        g = g.sort_values("frames_seen")
+        ax.plot(g["frames_seen"], g[column], marker="o", label=label)
+    if column == "fps":
+        ax.axhline(PAPER_FPS, color="gray", ls=":", label=f"paper ({PAPER_FPS:.0f} FPS)")
+        if floor_fps:
+            ax.axhline(floor_fps, color="black", ls="--", label=f"floor ({floor_fps:.0f} FPS)")
+    ax.set(xscale="log", yscale="log", xlabel="frames seen", title=title,
+           ylabel="frames per second (batch 1)" if column == "fps" else "peak memory (MiB)")
+    frames = sorted(_curves(df)["frames_seen"].unique())
+    ax.set_xticks(frames, [str(int(f)) for f in frames])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.legend(fontsize=7, loc="best")
+    return ax
+
+
+def plot_breakdown(df: pd.DataFrame, ax=None, title: str = ""):
+    """Bar chart: milliseconds per streamed frame in spatial blocks, temporal blocks, embedding + head."""
+    ax = ax or plt.subplots(figsize=(4, 3))[1]
+    b = df[df["mode"] == "breakdown"].groupby("layer_type")["latency_ms_median"].mean()
+    ax.bar(b.index, b.values, color=["tab:blue", "tab:orange", "tab:green"][: len(b)])
+    ax.set(ylabel="ms per frame", title=title)
+    return ax
+
+
+def floor_fps(floor_df: Optional[pd.DataFrame]) -> Optional[float]:
+    """Frames per second at the floor (the largest term of the best-measured fast variant)."""
+    if floor_df is None or "floor_ms" not in floor_df or floor_df["floor_ms"].isna().all():
+        return None
+    best = floor_df.sort_values("measured_ms").iloc[0]
+    return 1e3 / best["floor_ms"]
+
+
+def summary_text(df: pd.DataFrame, floor_df: Optional[pd.DataFrame] = None, at_frames: int = 1024,
+                 where: str = "") -> str:
+    """Markdown: best streaming FPS, its ratio to the paper and to each other model/mode, and the floor."""
+    s = speedups(df, at_frames)
+    if s.empty:
+        return f"No measurements{where}."
+    best = s.iloc[0]
+    lines = [f"**{where}** fastest at ~{int(best['frames_seen'])} frames seen: {best['model']} {best['mode']}"
+             f" [{best['backend']}] at **{best['fps']:.0f} FPS** ({best['fps'] / PAPER_FPS:.1f}x the paper's "
+             f"{PAPER_FPS:.0f} FPS)."]
+    for _, r in s.iloc[1:].iterrows():
+        lines.append(f"- {r['model']} {r['mode']} [{r['backend']}]: {r['fps']:.1f} FPS "
+                     f"({r['slower_than_best_x']:.1f}x slower)")
+    if floor_df is not None and "floor_ms" in floor_df and not floor_df["floor_ms"].isna().all():
+        f = floor_df.sort_values("measured_ms").iloc[0]
+        lines.append(f"- floor for one frame: {f['floor_ms']:.3f} ms, dominated by *{f['dominant']}*; the measured "
+                     f"{f['mode']} [{f['backend']}] takes {f['measured_ms']:.3f} ms = {f['measured_over_floor']:.1f}x "
+                     f"the floor ({int(f['launches'])} kernel launches).")
+    return "\n".join(lines)
