@@ -102,3 +102,17 @@ def test_cli_runs_a_config_with_overrides(tmp_path):
     assert [r["step"] for r in rows] == ["1", "2", "3"] and float(rows[0]["loss_rec"]) > 0
     with pytest.raises(ValueError, match="unknown pretraining config keys"):
         main(["--config", str(tmp_path / "c.yaml"), "--set", "masking=tube"])
+
+
+def test_teacher_term_is_logged_and_teacher_stays_frozen(tmp_path):
+    from endolib.models import create_model
+    from endolib.pretrain.teachers import EncoderTeacher
+    torch.manual_seed(11)
+    teacher = EncoderTeacher(create_model("endomamba_nano", img_size=32))
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    run = train(_cfg(tmp_path / "t", total_steps=3), teacher=teacher, return_run=True)
+    rows = _rows(tmp_path / "t" / "metrics.csv")
+    for r in rows:
+        assert float(r["loss"]) == pytest.approx(float(r["loss_rec"]) + 0.25 * float(r["loss_align"]), rel=1e-5)
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
+    assert not any(k.startswith("teacher") for k in run.model.state_dict())   # never checkpointed
