@@ -38,17 +38,18 @@ def write_polypdiag(root: Path, rng, num_videos: int = 40, num_frames: int = 32,
     out = Path(root) / "PolypDiag"
     labels = np.arange(num_videos) % 2
     rng.shuffle(labels)
-    lines = []
+    n_val = max(2, int(round(val_fraction * num_videos)))
+    val = set(np.flatnonzero(labels == 0)[:n_val // 2]) | set(np.flatnonzero(labels == 1)[:n_val - n_val // 2])
+    lines = {"train": [], "val": []}
     for i in tqdm(range(num_videos), desc="PolypDiag", leave=False):
         kind = str(rng.choice(POLYP_KINDS)) if labels[i] else None
-        video = render_colonoscopy(rng, num_frames, size, polyp=kind)
+        video = render_colonoscopy(rng, num_frames, size, polyp=kind, travel=0.15)
         name = f"polypdiag_{i + 1:03d}.mp4"
         write_video(out / "videos" / name, video["frames"], fps=fps)
-        lines.append(f"{name} {labels[i]}")
-    n_val = max(1, int(round(val_fraction * num_videos)))
+        lines["val" if i in val else "train"].append(f"{name} {labels[i]}")
     (out / "splits").mkdir(parents=True, exist_ok=True)
-    (out / "splits" / "train.txt").write_text("\n".join(lines[n_val:]) + "\n")
-    (out / "splits" / "val.txt").write_text("\n".join(lines[:n_val]) + "\n")
+    for split, rows in lines.items():  # val is class-balanced
+        (out / "splits" / f"{split}.txt").write_text("\n".join(rows) + "\n")
     return out
 
 
