@@ -87,12 +87,16 @@ def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int
     return rows
 
 
-def _launches(fs: FastStream, device) -> int:
+def _launches(fs: FastStream, device) -> tuple:
+    """(launches per step, how counted): profiler kernel count on CUDA, else dispatched ATen ops."""
     if torch.device(device).type == "cuda":
-        return floor.count_cuda_kernels(fs._body)
+        n = floor.count_cuda_kernels(fs._body)
+        if n > 0:
+            return n, "cuda kernels (profiler)"
+        log.warning("the profiler saw no CUDA kernels; counting dispatched ops instead")
     with floor.OpCounter() as oc:
         fs._body()
-    return oc.ops
+    return oc.ops, "dispatched aten ops"
 
 
 def _floor_rows(model, device, fast: dict, cache: dict) -> list:
@@ -109,8 +113,10 @@ def _floor_rows(model, device, fast: dict, cache: dict) -> list:
     rows = []
     while fast:
         (mode, backend), (fs, ms) = fast.popitem()
-        for r in floor.floor_rows(cost, ceil, _launches(fs, device), ms, graph=fs.graph is not None):
-            rows.append(dict(mode=mode, backend=backend, **r))
+        n, how = _launches(fs, device)
+        for r in floor.floor_rows(cost, ceil, n, ms, graph=fs.graph is not None):
+            rows.append(dict(mode=mode, backend=backend, launches_counted_as=how, **r))
+        del fs
     return rows
 
 
