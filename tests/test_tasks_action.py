@@ -21,7 +21,7 @@ def test_head_shape_and_pooling_over_time():
     x = torch.randn(3, 3, 4, IMG, IMG)
     with torch.no_grad():
         out = m(x)
-        ref = m.head(m.backbone(x).mean(1))
+        ref = m.head(m.norm(m.backbone(x).mean(1)))
     assert out.shape == (3, 16)
     assert torch.allclose(out, ref, atol=1e-6)
     with pytest.raises(ValueError, match="num_classes=0"):
@@ -65,3 +65,17 @@ def test_tiny_training_run_loss_falls_and_predict():
     true, pred, probs = action.predict(m, ds, batch_size=5)
     assert true.shape == pred.shape == (len(ds),) and probs.shape == (len(ds), 3)
     assert action.top1(true, pred) > 0.6
+
+
+def test_cached_clips_linear_probe_equals_the_clip_forward():
+    m = _model(3)
+    ds = ColourActions(n=10)
+    cache = action.CachedClips(m, ds, batch_size=4)
+    with torch.no_grad():
+        ref = m.eval().clip_features(ds.videos)
+    assert torch.allclose(cache.feats, ref, atol=1e-5) and torch.equal(cache.labels, ds.labels)
+    res = fit(m, cache, action.loss_fn, FitConfig(mode="linear", epochs=15, batch_size=5, lr=3e-2, log_every=1,
+                                                  device="cpu", progress=False))
+    losses = [r["value"] for r in res.history if r["metric"] == "loss"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert all(not p.requires_grad for p in m.backbone.parameters())

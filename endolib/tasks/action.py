@@ -22,20 +22,56 @@ class ClipClassifier(nn.Module):
             raise ValueError(f"the backbone must return features (create it with num_classes=0); "
                              f"it has num_classes={backbone.num_classes}.")
         self.backbone = backbone
+        self.norm = nn.BatchNorm1d(backbone.embed_dim, affine=False, eps=1e-6)  # MAE linear-probe recipe
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(backbone.embed_dim, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, 3, T, H, W) -> (B, classes)
+    def clip_features(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, T, H, W) -> (B, C): frame features averaged over the clip
         frozen = not any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            feats = self.backbone(x)
-        return self.head(self.drop(feats.float().mean(1)))
+            return self.backbone(x).float().mean(1)
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        # feats: (B, C) -> (B, classes)
+        return self.head(self.drop(self.norm(feats)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, T, H, W) -> (B, classes)
+        return self.classify(self.clip_features(x))
 
 
 def action_loss(model: ClipClassifier, batch: dict) -> torch.Tensor:
-    """Cross-entropy of the clip logits. batch: video (B, 3, T, H, W), label (B,)."""
-    return nn.functional.cross_entropy(model(batch["video"]), batch["label"])
+    """Cross-entropy of the clip logits. batch: video (B, 3, T, H, W) or cached feats (B, C); label (B,)."""
+    logits = model.classify(batch["feats"]) if "feats" in batch else model(batch["video"])
+    return nn.functional.cross_entropy(logits, batch["label"])
+
+
+class CachedClips(torch.utils.data.Dataset):
+    """Items {'feats': (C,), 'label': int}: each clip's pooled feature from a frozen backbone, computed once."""
+
+    @torch.no_grad()
+    def __init__(self, model: ClipClassifier, dataset, batch_size: int = 8, device="cpu"):
+        model.to(device).eval()
+        feats, labels = [], []
+        for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            feats.append(model.clip_features(batch["video"].to(device)).cpu())
+            labels.append(batch["label"])
+        self.feats, self.labels = torch.cat(feats), torch.cat(labels)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"feats": self.feats[i], "label": self.labels[i]}
+
+
+def fit_clips(model: ClipClassifier, data, cfg):
+    """linear: pooled features of the training clips cached once, then the head trains; finetune: clips."""
+    from endolib.tasks.engine import fit, resolve_device
+
+    train = CachedClips(model, data.train, device=resolve_device(cfg.device)) if cfg.mode == "linear" else data.train
+    return fit(model, train, action_loss, cfg)
 
 
 @torch.no_grad()
