@@ -11,7 +11,7 @@ DEFAULT_CHUNK = 128
 
 
 def _scan_chunk(a, x, h_prev):
-    """a, x: (b, d, k, n) decays and inputs; h_prev: (b, d, n). Returns all states (b, d, k, n)."""
+    """a, x: (b, d, k, n) decays and inputs; h_prev: (b, d, n). Returns all states (b, d, k, n). No autograd."""
     x = torch.cat([x[:, :, :1] + a[:, :, :1] * h_prev[:, :, None], x[:, :, 1:]], dim=2)
     k, step = x.shape[2], 1
     while step < k:
@@ -20,6 +20,25 @@ def _scan_chunk(a, x, h_prev):
             a = torch.cat([a[:, :, :step], a[:, :, step:] * a[:, :, :-step]], dim=2)
         step *= 2
     return x
+
+
+class _LinearScan(torch.autograd.Function):
+    """h_t = a_t * h_{t-1} + x_t along dim 2. The backward is the adjoint recurrence run in reverse,
+    lam_t = g_t + a_{t+1} * lam_{t+1}, so autograd records one node per chunk instead of every slice."""
+
+    @staticmethod
+    def forward(ctx, a, x, h0):  # a, x: (b, d, k, n); h0: (b, d, n)
+        h = _scan_chunk(a, x, h0)
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, g):
+        a, h, h0 = ctx.saved_tensors
+        a_next = torch.cat([a[:, :, 1:], torch.zeros_like(a[:, :, :1])], dim=2)
+        lam = _scan_chunk(a_next.flip(2), g.flip(2), torch.zeros_like(h0)).flip(2)
+        h_prev = torch.cat([h0[:, :, None], h[:, :, :-1]], dim=2)
+        return lam * h_prev, lam, a[:, :, 0] * lam[:, :, 0]
 
 
 def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -39,7 +58,7 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
         dt, uu, bb, cc = delta[:, :, s:s + chunk_size], u[:, :, s:s + chunk_size], B[:, :, s:s + chunk_size], C[:, :, s:s + chunk_size]
         a = torch.exp(dt[..., None] * A[:, None, :])                      # (b, d, k, n)
         x = (dt * uu)[..., None] * bb.transpose(1, 2)[:, None]              # (b, d, k, n)
-        hs = _scan_chunk(a, x, h)
+        hs = _LinearScan.apply(a, x, h)
         ys.append(torch.einsum("bdkn,bnk->bdk", hs, cc))
         h = hs[:, :, -1]
     y = torch.cat(ys, dim=-1)
