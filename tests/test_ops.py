@@ -90,11 +90,20 @@ def test_backend_choice_visible_and_overridable(monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("with_state", [False, True])
-def test_cuda_backends_match_torch(with_state):
-    kw = {k: (v.float().cuda() if v is not None else None) for k, v in _scan_inputs(2, 64, 300, 16, 3, with_state=with_state).items()}
-    y_ref, h_ref = ops.selective_scan_ref(**{k: (v.double() if v is not None else None) for k, v in kw.items()},
-                                          delta_softplus=True, return_last_state=True)
-    for name in ops.available_backends("cuda"):
-        y, h = ops.selective_scan(**kw, delta_softplus=True, return_last_state=True, backend=name)
-        assert (y.double() - y_ref).norm() / y_ref.norm() < 1e-3, name
-        assert (h.double() - h_ref).norm() / h_ref.norm() < 1e-3, name
+def test_cuda_backends_match_float64_loop_forward_and_grad(with_state):
+    base = {k: v.cuda() for k, v in _scan_inputs(2, 64, 300, 16, 3, with_state=with_state).items() if v is not None}
+    results = {}
+    for name in ["ref"] + ops.available_backends("cuda"):
+        dtype = torch.float64 if name == "ref" else torch.float32
+        inp = {k: v.to(dtype).requires_grad_(True) for k, v in base.items()}
+        fn = ops.selective_scan_ref if name == "ref" else (lambda **a: ops.selective_scan(**a, backend=name))
+        y, h = fn(**inp, delta_softplus=True, return_last_state=True)
+        w = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).cuda()
+        ((y.double() * w).sum() + h.double().pow(2).sum()).backward()
+        results[name] = (y.double(), h.double(), {k: v.grad.double() for k, v in inp.items()})
+    rel = lambda a, b: ((a - b).norm() / b.norm()).item()  # noqa: E731
+    y_ref, h_ref, g_ref = results.pop("ref")
+    for name, (y, h, g) in results.items():
+        assert rel(y, y_ref) < 1e-4 and rel(h, h_ref) < 1e-4, name
+        for k in g_ref:
+            assert rel(g[k], g_ref[k]) < 1e-3, (name, k)
