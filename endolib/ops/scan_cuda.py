@@ -4,6 +4,7 @@ mamba-ssm's kernel takes no initial state. Because A is diagonal, a scan started
 scan from zero plus a closed-form term (DESIGN.md §2):
     y_t += C_t . (exp(A * sum_{s<=t} delta_s) * h0),   h_L += exp(A * sum_s delta_s) * h0,
 so streaming reuses the stock kernel unchanged; the z gate is applied after that correction.
+The kernel returns its last state without a gradient (a mamba-ssm limitation): train through y.
 """
 import functools
 
