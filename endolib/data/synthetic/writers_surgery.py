@@ -207,7 +207,10 @@ def action_clip(rng, action: str, n: int, size) -> np.ndarray:
         hands.append(dict(port=port, segments=[(0, n, tool, verb, target)]))
     smoke = np.full(n, 0.4 if any(s.split(",")[1] in ("coagulate",) or s.startswith("hook") for s in hands_spec)
                     else 0.0, np.float32)
-    sched = dict(n=n, phase=np.zeros(n, int), tool_names=[], cues=cues, moves=moves, hands=hands, smoke=smoke)
+    focus = hands_spec[0].split(",")[2]  # the camera looks at the action's subject
+    sched = dict(n=n, phase=np.zeros(n, int), tool_names=[], cues=cues, moves=moves, hands=hands, smoke=smoke,
+                 focus=[focus if focus != "null_target" else "__center__"] * n,
+                 zoom=np.full(n, rng.uniform(0.75, 1.0), np.float32))
     return render_surgery(rng, WORLDS["hyster"], sched, size)["frames"]
 
 
