@@ -13,6 +13,7 @@ triton is imported) for tests. Importing this module never fails: without triton
 """
 import logging
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,6 @@ def interpreting() -> bool:
     try:
         return bool(triton.knobs.runtime.interpret)
     except AttributeError:  # older triton
-        import os
         return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
@@ -177,17 +177,23 @@ if _HAVE_TRITON:
         tl.store(DH0 + state_off, g * tl.exp(dt0[:, None] * A_blk), mask=dn_mask)
 
 
-def _block_d(batch: int, dim: int, device: torch.device) -> int:
+def _tiles(batch: int, dim: int, n: int, device: torch.device) -> tuple:
+    """(BLOCK_D, CHUNK, BLOCK_N, num_warps) for a scan of `batch` x `dim` channels with state size n.
+
+    BLOCK_D x CHUNK x BLOCK_N fp32 values live per program: kept to 4096 (16 per thread at 8 warps, no
+    spills). Small problems (batch-1 streaming) take narrow channel blocks, for enough programs to fill the
+    SMs, and long chunks, for fewer sequential steps along the sequence."""
+    block_n = max(2, triton.next_power_of_2(n))
+    forced = os.environ.get("ENDOLIB_TRITON_TILES")  # "BLOCK_D,CHUNK" (powers of 2), for tests and tuning
+    if forced:
+        block_d, chunk = (int(v) for v in forced.split(","))
+        return block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8
     if device.type != "cuda":  # interpreter: fewer, larger programs run faster
-        return min(64, triton.next_power_of_2(dim))
+        return min(64, triton.next_power_of_2(dim)), CHUNK, block_n, 4
     sms = torch.cuda.get_device_properties(device).multi_processor_count
-    # BLOCK_D x CHUNK x BLOCK_N fp32 values live per program: keep it to 4096 (no spills at 8 warps) and
-    # take the largest block that still gives every SM about two programs
-    return 8 if batch * math.ceil(dim / 8) >= 2 * sms else 4
-
-
-def _num_warps(block_d: int, block_n: int) -> int:
-    return 4 if block_d * CHUNK * block_n <= 2048 else 8
+    block_d = 8 if batch * math.ceil(dim / 8) >= 2 * sms else 4
+    chunk = max(16, min(64, 4096 // (block_d * block_n)))
+    return block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8
 
 
 def _check(u, delta, A, B, C, initial_state):
@@ -211,12 +217,12 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
     # u, delta, z: (b, d, l) -> out (b, d, l) in u.dtype, last (b, d, n) fp32, hsave (b, d, chunks, n) fp32
     b, d, l = u.shape
     n = A.shape[1]
-    nchunk = max(1, math.ceil(l / CHUNK))
+    block_d, chunk, block_n, warps = _tiles(b, d, n, u.device)
+    nchunk = max(1, math.ceil(l / chunk))
     out = torch.empty_like(u)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
     hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last
     dummy = last
-    block_d, block_n = _block_d(b, d, u.device), max(2, triton.next_power_of_2(n))
     grid = (b, triton.cdiv(d, block_d))
     _fwd_kernel[grid](
         u, delta, A.float().contiguous(), B, C,
@@ -224,8 +230,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
         delta_bias.float().contiguous() if delta_bias is not None else dummy,
         h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
-        HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=CHUNK, BLOCK_N=block_n,
-        num_warps=_num_warps(block_d, block_n))
+        HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=chunk, BLOCK_N=block_n, num_warps=warps)
     return out, last, (hsave if save else None)
 
 
@@ -258,7 +263,7 @@ class _TritonScan(torch.autograd.Function):
             zf = z.float()
             dz = (dout * y_full.float() * _dsilu(zf)).to(z.dtype)
             dout = dout * F.silu(zf)
-        block_d, block_n = _block_d(b, d, u.device), max(2, triton.next_power_of_2(n))
+        block_d, chunk, block_n, warps = _tiles(b, d, n, u.device)  # the forward's tiles: hsave fits them
         ndblk = triton.cdiv(d, block_d)
         du = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
         ddt = torch.empty_like(du)
@@ -269,8 +274,8 @@ class _TritonScan(torch.autograd.Function):
         _bwd_kernel[(b, ndblk)](
             uf.contiguous(), dtp.contiguous(), A.float().contiguous(), B, C, dout.contiguous(), hsave,
             dlast.float().contiguous() if dlast is not None else dA, du, ddt, dA, dB, dC, dh0,
-            l, d, n, hsave.shape[2], HAS_DHLAST=dlast is not None, BLOCK_D=block_d, CHUNK=CHUNK,
-            BLOCK_N=block_n, num_warps=_num_warps(block_d, block_n))
+            l, d, n, hsave.shape[2], HAS_DHLAST=dlast is not None, BLOCK_D=block_d, CHUNK=chunk,
+            BLOCK_N=block_n, num_warps=warps)
         dD = (dout * uf).sum((0, 2)) if D is not None else None
         if D is not None:
             du = du + dout * D.float()[:, None]
