@@ -171,3 +171,18 @@ def test_cached_frames_match_the_whole_video_forward_and_train_the_head():
                                                  device="cpu", progress=False))
     losses = [r["value"] for r in res.history if r["metric"] == "loss"]
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
+
+
+def test_result_rows_schema_and_checkpoint_label(tmp_path):
+    from endolib.reporting import read_results, write_result_rows
+
+    assert phase.checkpoint_label("random init (no pretraining checkpoint found under outputs/)") == "scratch"
+    assert phase.checkpoint_label("pretrained: encoder.pth (found under outputs/)") == "encoder.pth"
+    rows = phase.result_rows("phase", "cholec80", {"accuracy": 0.6, "jaccard": 0.5}, {"accuracy": 0.2},
+                             "pretrained: enc.pth", 3, "linear", True)
+    assert [r["metric"] for r in rows] == ["accuracy", "jaccard"]
+    assert rows[0]["baseline_value"] == 0.2 and np.isnan(rows[1]["baseline_value"])
+    assert rows[0]["checkpoint"] == "enc.pth" and "synthetic data" in rows[0]["notes"]
+    write_result_rows(rows, tmp_path / "phase.csv")
+    df = read_results(tmp_path)
+    assert len(df) == 2 and set(df["metric"]) == {"accuracy", "jaccard"}

@@ -326,34 +326,28 @@ def evaluate_online(model: PerFrameModel, data: SimpleNamespace, dataset: str, c
     return SimpleNamespace(rows=rows, baseline_rows=base_rows, majority=majority, table=table, **out)
 
 
-def result_rows(task: str, dataset: str, scores: dict, baseline: dict, checkpoint: str, seed: int,
-                mode: str, synthetic: bool, **extra) -> list:
-    """Tidy result rows: one per metric, with its trivial-baseline value alongside."""
-    return [{"task": task, "dataset": dataset, "data": "synthetic" if synthetic else "real", "metric": m,
-             "value": float(v), "baseline": float(baseline[m]) if m in baseline else float("nan"),
-             "checkpoint": checkpoint, "mode": mode, "seed": int(seed), **extra} for m, v in scores.items()]
+def checkpoint_label(weights: str) -> str:
+    """Short checkpoint name for result tables from build_backbone's description ('scratch' for random init)."""
+    if weights.startswith("random init"):
+        return "scratch"
+    return weights.split(":", 1)[-1].strip().split(" ")[0]
+
+
+def result_rows(task: str, dataset: str, scores: dict, baseline: dict, weights: str, seed: int,
+                mode: str, synthetic: bool, split: str = "test", notes: str = "") -> list:
+    """Rows in endolib.reporting's schema: one per metric, with the trivial baseline's value alongside.
+
+    weights: build_backbone's description of the backbone weights (kept in `notes`)."""
+    data = "synthetic" if synthetic else "real"
+    note = "; ".join(x for x in (f"{data} data", f"{mode} mode", weights, notes) if x)
+    return [{"task": task, "dataset": dataset, "metric": m, "value": float(v),
+             "baseline_value": float(baseline[m]) if m in baseline else float("nan"),
+             "checkpoint": checkpoint_label(weights), "seed": int(seed), "split": split, "notes": note,
+             "mode": mode, "data": data} for m, v in scores.items()]
 
 
 def write_results(rows: list, task: str) -> Path:
-    """Write rows to outputs/results/<task>.csv (endolib.reporting.write_result_rows when available).
+    """Upsert rows into outputs/results/<task>.csv (endolib.reporting.write_result_rows)."""
+    from endolib.reporting import write_result_rows
 
-    Without endolib.reporting: rows with the same task/dataset/metric/checkpoint/mode/seed are replaced."""
-    try:
-        from endolib.reporting import write_result_rows
-    except ImportError:
-        write_result_rows = None
-    if write_result_rows is not None:
-        return write_result_rows(rows, task)
-    import pandas as pd
-
-    from endolib.paths import OUTPUTS
-    from endolib.utils import atomic_write_text
-
-    path = OUTPUTS / "results" / f"{task}.csv"
-    new = pd.DataFrame(rows)
-    if path.is_file():
-        key = ["task", "dataset", "metric", "checkpoint", "mode", "seed"]
-        old = pd.read_csv(path)
-        new = pd.concat([old, new]).drop_duplicates(subset=[c for c in key if c in old], keep="last")
-    atomic_write_text(new.to_csv(index=False), path)
-    return path
+    return write_result_rows(rows, task)
