@@ -205,3 +205,23 @@ def test_corrupt_video_raises_video_read_error(tmp_path):
 def test_unknown_dataset_and_split():
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("imagenet", ".", "train")
+
+
+@pytest.mark.parametrize("name", ["polypdiag", "cvc12k", "cholec80", "cholect50", "surgicalactions160"])
+def test_default_collate_batches(synth_root, name):
+    ds = load_dataset(name, synth_root, "train", num_frames=4, img_size=32)
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2, shuffle=True)))
+    assert batch["video"].shape == (2, 3, 4, 32, 32)
+    if name == "cholect50":
+        assert batch["triplet"].shape == (2, 4, 100) and batch["phase"].dtype == torch.long
+
+
+def test_training_items_are_random_but_reproducible(synth_root):
+    ds = load_dataset("cholec80", synth_root, "train", num_frames=4, img_size=32)
+    torch.manual_seed(0)
+    a = [ds[0]["video"] for _ in range(3)]
+    torch.manual_seed(0)
+    b = [ds[0]["video"] for _ in range(3)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], a[1])
+    ev = load_dataset("cholec80", synth_root, "test", num_frames=4, img_size=32)
+    assert torch.equal(ev[0]["video"], ev[0]["video"])  # evaluation windows are fixed
