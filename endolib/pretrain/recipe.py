@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from endolib.paths import DATA_ROOT, OUTPUTS
+from endolib.paths import OUTPUTS
 from endolib.pretrain.config import CONFIG_DIR, PretrainConfig
 from endolib.pretrain.loop import build_dataset, train
 from endolib.pretrain.model import PretrainModel
@@ -78,7 +78,7 @@ def _decoder_for(variant: str, cfgs: dict, base: PretrainConfig, encoder) -> Pre
 def probe_data(out_root, num_videos: int = 160, task: str = "polypdiag") -> Path:
     """A larger synthetic PolypDiag for the probe (the notebook default has only 12 val videos), made once."""
     from endolib.data.synthetic import ensure
-    return ensure(task, Path(out_root) / "probe_data", seed=1000, num_videos=num_videos)
+    return ensure(task, Path(out_root) / f"probe_data_{num_videos}", seed=1000, num_videos=num_videos)
 
 
 def evaluate(cfgs: dict, base: PretrainConfig, probe_root, probe_task: str = "polypdiag") -> list:
@@ -105,9 +105,9 @@ def evaluate(cfgs: dict, base: PretrainConfig, probe_root, probe_task: str = "po
 
 
 def ablation(base: PretrainConfig, out_root, seeds, general_steps: int, endo_steps: int, csv_path=None,
-             probe_root=None) -> pd.DataFrame:
+             probe_root=None, probe_videos: int = 160) -> pd.DataFrame:
     """Run the hierarchy and the evaluation for each seed; write (and return) the tidy table."""
-    rows, probe_root = [], probe_root or probe_data(out_root)
+    rows, probe_root = [], probe_root or probe_data(out_root, probe_videos)
     for seed in seeds:
         s = base.replace(seed=seed)
         cfgs = run_hierarchy(s, Path(out_root) / f"seed{seed}", general_steps, endo_steps)
@@ -127,11 +127,14 @@ def main(argv=None) -> int:
     ap.add_argument("--general-steps", type=int, default=150)
     ap.add_argument("--endo-steps", type=int, default=150)
     ap.add_argument("--csv", default=str(OUTPUTS / "results" / "pretraining_ablation.csv"))
-    ap.add_argument("--probe-root", default=None, help=f"PolypDiag folder (default: synthetic under {DATA_ROOT})")
+    ap.add_argument("--probe-root", default=None, help="PolypDiag folder (default: a synthetic one generated "
+                    "under the out-dir; point it at the real data root to probe on real videos)")
+    ap.add_argument("--probe-videos", type=int, default=160, help="videos in the generated probe set (70%% train)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     base = PretrainConfig.from_yaml(args.config).replace(progress=False)
-    df = ablation(base, args.out_dir, args.seeds, args.general_steps, args.endo_steps, args.csv, args.probe_root)
+    df = ablation(base, args.out_dir, args.seeds, args.general_steps, args.endo_steps, args.csv, args.probe_root,
+                  args.probe_videos)
     print(df.groupby("variant")[["heldout_rec_loss", "probe_acc", "probe_f1"]].agg(["mean", "std"]).to_string())
     return 0
 
