@@ -79,17 +79,21 @@ def main(argv=None) -> int:
     ap.add_argument("--img", type=int, default=224)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--budget", type=float, default=50.0, help="seconds per configuration (timing stops early)")
+    ap.add_argument("--budget", type=float, default=45.0, help="seconds per configuration (timing stops early)")
+    ap.add_argument("--total-budget", type=float, default=200.0, help="seconds; later configurations are skipped")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    rows = []
-    for backend in [b for b in ("torch", "cuda") if b in available_backends(device)]:
+    rows, t_start = [], time.time()
+    for backend in [b for b in ("cuda", "torch") if b in available_backends(device)]:
         for teacher in (False, True):
             row = dict(device=name, torch=torch.__version__, backend=backend, dtype="bfloat16",
                        model="endomamba_small", teacher="videomamba_small" if teacher else "none",
                        frames=args.frames, img_size=args.img, batch=args.batch, mask_ratio=0.75)
+            if time.time() - t_start > args.total_budget:
+                rows.append({**row, "error": "skipped: total time budget spent"})
+                continue
             try:
                 row.update(bench_one(backend, teacher, args.batch, args.frames, args.img, args.steps, args.warmup,
                                      device, args.budget))
