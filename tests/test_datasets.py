@@ -1,4 +1,4 @@
-"""Loaders read the official layouts: hand-written real-format fixtures, generated synthetic copies, and clear errors."""
+"""Loaders read the official layouts: hand-written real-format fixtures, generated synthetic copies; clear errors."""
 import shutil
 from pathlib import Path
 
@@ -225,3 +225,14 @@ def test_training_items_are_random_but_reproducible(synth_root):
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], a[1])
     ev = load_dataset("cholec80", synth_root, "test", num_frames=4, img_size=32)
     assert torch.equal(ev[0]["video"], ev[0]["video"])  # evaluation windows are fixed
+
+
+def test_kumc_flat_image_folder_reads_as_one_sequence(tmp_path):
+    root = tmp_path / "KUMC"
+    for i in (1, 2, 3):
+        _save(root / "test2019" / "Image" / f"{i}.jpg", _frames(i, 1)[0])
+        (root / "test2019" / "Annotation").mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIX / "kumc" / "train2019" / "Annotation" / "1" / "1.xml",
+                    root / "test2019" / "Annotation" / f"{i}.xml")
+    ds = load_dataset("kumc", tmp_path, "test", num_frames=3, img_size=(48, 64))
+    assert len(ds) == 1 and [b.tolist() for b in ds[0]["boxes"]] == [[[10.0, 4.0, 30.0, 25.0]]] * 3

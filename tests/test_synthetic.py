@@ -118,7 +118,8 @@ def test_labels_not_trivial_majority_bound():
 
 def test_generated_labels_balanced_and_rich(tmp_path):
     p = generate("polypdiag", tmp_path, num_videos=10, num_frames=4)
-    labels = [int(line.split()[1]) for f in ("train.txt", "val.txt") for line in (p / "splits" / f).read_text().split("\n") if line]
+    lines = [ln for f in ("train.txt", "val.txt") for ln in (p / "splits" / f).read_text().splitlines() if ln]
+    labels = [int(ln.split()[1]) for ln in lines]
     assert sorted(labels) == [0] * 5 + [1] * 5
     t50 = generate("cholect50", tmp_path, videos=(2, 0, 0), seconds=(150, 160))
     used = set()

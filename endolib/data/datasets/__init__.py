@@ -32,7 +32,7 @@ def loader_class(name: str):
 
 def load_dataset(name: str, root, split: str, num_frames: int = 8, img_size: int = 64, sampling_rate: int = 1,
                  **kw):
-    """The ``split`` ('train' | 'val' | 'test') of dataset ``name`` read from ``root`` (its folder, or the folder above it).
+    """The ``split`` ('train' | 'val' | 'test') of dataset ``name`` read from ``root`` (its folder or the one above).
 
     kw: ``train`` (random clips; default split == 'train'), ``augment`` (default = train), ``seed``,
     ``stride`` (evaluation window stride) and loader-specific options (see the loader's docstring).

@@ -107,7 +107,7 @@ class Cholec80(TimelineDataset):
 
 
 class M2CAI16(Cholec80):
-    """M2CAI16 workflow challenge: ``train_dataset/workflow_video_NN.{mp4,txt}``, ``test_dataset/test_workflow_video_NN.{mp4,txt}``.
+    """M2CAI16 workflow: ``train_dataset/workflow_video_NN.{mp4,txt}``, ``test_dataset/test_workflow_video_NN.*``.
 
     The .txt has a header then '<frame> <phase name>' per video frame (25 fps). 'val' = 'test' unless ``val_videos``
     (number of training videos held out, taken from the end) is given.

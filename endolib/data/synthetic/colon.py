@@ -81,7 +81,8 @@ def render_colonoscopy(rng: np.random.Generator, n_frames: int, size=(64, 64), p
     yy, xx = R.screen_grid(h, w)
     lumen = R.smooth_curve(rng, n_frames, 3)[:, None] * 0.3 * np.array([h, w]) + np.array([h, w]) / 2
     lumen = lumen + rng.uniform(-0.25, 0.25, 2) * np.array([h, w])
-    d2 = ((yy[None] - lumen[:, 0, None, None]) ** 2 + (xx[None] - lumen[:, 1, None, None]) ** 2) / (0.2 * min(h, w)) ** 2
+    d2 = (yy[None] - lumen[:, 0, None, None]) ** 2 + (xx[None] - lumen[:, 1, None, None]) ** 2
+    d2 = d2 / (0.2 * min(h, w)) ** 2
     frames *= (1 - 0.85 * np.exp(-d2))[..., None]  # dark lumen
     if distractors:
         _distractors(frames, yy, xx, cam, rng, h, w, px)

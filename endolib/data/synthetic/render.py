@@ -140,7 +140,7 @@ def paint(frames: np.ndarray, cover: np.ndarray, rgb) -> None:
 
 
 def segment_distance(yy, xx, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of every pixel to segments a->b, a, b: ``(T, 2)`` (y, x); returns dist and position u in [0, 1], (T, H, W)."""
+    """Distance of every pixel to the segments a->b (a, b: ``(T, 2)`` y, x): (dist, position u in [0, 1]), (T, H, W)."""
     ab = (b - a)[:, :, None, None]
     py, px = yy[None] - a[:, 0, None, None], xx[None] - a[:, 1, None, None]
     l2 = np.maximum(ab[:, 0] ** 2 + ab[:, 1] ** 2, 1e-6)

@@ -50,7 +50,8 @@ CHOLE_CUES = {
 }
 # cue object -> per phase (offset at start, offset at end), (dy, dx) in units of the frame's short side
 CHOLE_MOVES = {
-    "gallbladder": [((0, 0), (0, 0))] * 3 + [((0, 0), (-.12, -.05)), ((-.12, -.05), (-.05, -.2))] + [((0, 0), (0, 0))] * 2,
+    "gallbladder": [((0, 0), (0, 0))] * 3 + [((0, 0), (-.12, -.05)), ((-.12, -.05), (-.05, -.2))]
+    + [((0, 0), (0, 0))] * 2,
     "bag": [((0, 0), (0, 0))] * 6 + [((0, 0), (-.45, .4))],
 }
 TROCAR_PHASE = dict(w=0.5, idle=(0.2, 1.0), left=[("trocar,null_verb,abdominal_wall_cavity", 1)], right=[])
@@ -85,7 +86,8 @@ HYSTER_MOVES = {"uterus": [((0, 0), (0, 0))] * 4 + [((0, 0), (-.1, .45))] + [((0
 EYE_PHASES = [
     dict(id=6, w=0.7, idle=(0.6, 0.1), left=[("forceps,grasp,incision", 1)], right=[("knife,cut,incision", 1)]),
     dict(id=0, w=0.6, idle=(1.0, 0.1), left=[], right=[("cannula,irrigate,pupil", 1)]),
-    dict(id=7, w=1.2, idle=(0.6, 0.05), left=[("cannula,null_verb,null_target", 1)], right=[("forceps,grasp,pupil", 1)]),
+    dict(id=7, w=1.2, idle=(0.6, 0.05), left=[("cannula,null_verb,null_target", 1)],
+         right=[("forceps,grasp,pupil", 1)]),
     dict(id=1, w=1.6, idle=(0.3, 0.05), left=[("cannula,dissect,lens", 1)], right=[("phaco,aspirate,lens", 1)]),
     dict(id=8, w=1.0, idle=(0.7, 0.05), left=[], right=[("cannula,aspirate,lens", 1)]),
     dict(id=4, w=0.8, idle=(0.5, 0.05), left=[("cannula,retract,pupil", 1)], right=[("injector,pack,lens", 1)]),

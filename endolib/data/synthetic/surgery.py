@@ -125,7 +125,8 @@ def render_surgery(rng: np.random.Generator, world: dict, schedule: dict, size=(
             idx = np.arange(a, b)
             tip = _tip_path(rng, scr.get(target, scr["__center__"])[idx], verb, len(idx), s, h, w)
             sub = frames[idx]
-            draw_tool(sub, yy, xx, tool, port, tip, _jaw_open(VERB_MOTION.get(verb, VERB_MOTION[""])[2], len(idx), rng), s)
+            jaws = _jaw_open(VERB_MOTION.get(verb, VERB_MOTION[""])[2], len(idx), rng)
+            draw_tool(sub, yy, xx, tool, port, tip, jaws, s)
             _verb_effects(sub, yy, xx, verb, tool, port, tip, s, rng)
             frames[idx] = sub
             if tool in names:

@@ -49,7 +49,8 @@ def write_pretrain_corpus(root: Path, rng, sources=SOURCES, videos_per_source: i
     out = Path(root) / "pretrain_corpus"
     for source in sources:
         for i in tqdm(range(videos_per_source), desc=f"corpus {source}", leave=False):
-            write_video(out / source / f"{source}_{i + 1:03d}.mp4", _source_video(rng, source, num_frames, size), fps=fps)
+            frames = _source_video(rng, source, num_frames, size)
+            write_video(out / source / f"{source}_{i + 1:03d}.mp4", frames, fps=fps)
     return out
 
 

@@ -27,7 +27,7 @@ def _ids(pools, counts):
 
 
 def chole_video(rng, seconds: int, fps: int, size, trocar: bool = False) -> tuple[dict, dict]:
-    """A cholecystectomy (Cholec80 script; M2CAI16 adds the trocar-placement phase first). Returns (render, schedule)."""
+    """A cholecystectomy (Cholec80 script; M2CAI16 adds trocar placement first) -> (render, schedule)."""
     script, cues, moves = list(S.CHOLE_PHASES), dict(S.CHOLE_CUES), dict(S.CHOLE_MOVES)
     framing = list(S.CHOLE_FRAMING)
     order = list(range(7))
@@ -66,7 +66,7 @@ def write_cholec80(root: Path, rng, videos=(6, 2, 4), seconds=(120, 200), fps: i
 
 
 def write_m2cai16(root: Path, rng, videos=(6, 4), seconds=(120, 200), fps: int = 1, size=(64, 64)) -> Path:
-    """M2CAI16 workflow layout: train_dataset/workflow_video_NN.{mp4,txt}, test_dataset/test_workflow_video_NN.{mp4,txt}."""
+    """M2CAI16 workflow: train_dataset/workflow_video_NN.{mp4,txt}, test_dataset/test_workflow_video_NN.{mp4,txt}."""
     from endolib.data.io import write_video
     out = Path(root) / "m2cai16-workflow"
     for sub, prefix, n in (("train_dataset", "workflow_video", videos[0]), ("test_dataset", "test_workflow_video",
@@ -80,7 +80,7 @@ def write_m2cai16(root: Path, rng, videos=(6, 4), seconds=(120, 200), fps: int =
 
 
 def write_autolaparo(root: Path, rng, videos=(6, 2, 4), seconds=(120, 200), fps: int = 1, size=(64, 64)) -> Path:
-    """AutoLaparo Task 1 layout: videos/NN.mp4, labels/label_NN.txt ('Frame Phase' header, 1-based second, phase 1..7)."""
+    """AutoLaparo Task 1: videos/NN.mp4, labels/label_NN.txt (header, then 1-based second and phase 1..7)."""
     from endolib.data.io import write_video
     out = Path(root) / "AutoLaparo_Task1"
     (out / "labels").mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ def eye_video(rng, seconds: int, fps: int, size) -> tuple[dict, dict, list]:
 
 
 def write_ophnet(root: Path, rng, videos=(6, 2, 4), seconds=(80, 140), fps: int = 1, size=(64, 64)) -> Path:
-    """OphNet2024 layout: videos/<video_id>.mp4 + OphNet2024_loca_challenge_phase.csv (video_id,start,end,phase_id,split)."""
+    """OphNet2024: videos/<video_id>.mp4 + OphNet2024_loca_challenge_phase.csv (video_id,start,end,phase_id,split)."""
     from endolib.data.io import write_video
     out = Path(root) / "OphNet2024"
     rows = ["video_id,start,end,phase_id,split"]
@@ -216,7 +216,7 @@ def action_clip(rng, action: str, n: int, size) -> np.ndarray:
 
 def write_surgicalactions160(root: Path, rng, clips_per_class: int = 6, num_frames: int = 12, fps: int = 8,
                              size=(64, 64)) -> Path:
-    """SurgicalActions160 layout: <NN_action>/<NN>_<MM>.mp4, ``clips_per_class`` clips in each of the 16 class folders."""
+    """SurgicalActions160: <NN_action>/<NN>_<MM>.mp4, ``clips_per_class`` clips in each of the 16 class folders."""
     from endolib.data.io import write_video
     out = Path(root) / "SurgicalActions160"
     for action in tqdm(C.SURGICALACTIONS160_CLASSES, desc="SurgicalActions160", leave=False):
