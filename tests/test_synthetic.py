@@ -160,3 +160,12 @@ def test_corpus_and_generic_are_video_folders(tmp_path):
     g = generate("generic", tmp_path, num_videos=2, num_frames=8)
     v = read_video(next(g.glob("*.mp4")))
     assert v.shape == (8, 64, 64, 3) and v.std() > 10
+
+
+def test_generate_refuses_to_replace_a_real_download(tmp_path):
+    real = tmp_path / "cholec80"
+    (real / "phase_annotations").mkdir(parents=True)
+    (real / "phase_annotations" / "video01-phase.txt").write_text("Frame\tPhase\n0\tPreparation\n")
+    with pytest.raises(FileExistsError, match="refusing"):
+        generate("cholec80", tmp_path)
+    assert (real / "phase_annotations" / "video01-phase.txt").exists()

@@ -38,6 +38,7 @@ WRITERS = {
     "generic": ("generic", "writers_corpus:write_generic"),
 }
 DONE_MARKER = ".endolib_synthetic_complete"
+PARTIAL_MARKER = ".endolib_synthetic_partial"
 
 
 def _writer(name: str):
@@ -57,11 +58,15 @@ def folder_name(name: str) -> str:
 def generate(name: str, root=DATA_ROOT, seed: int = 0, **size) -> Path:
     """Render dataset ``name`` in its official layout under ``root/<folder>``; returns that folder.
 
-    An existing folder is replaced. ``size`` goes to the writer (number of videos, frames, frame size).
+    An existing synthetic copy is replaced (a folder not written here raises FileExistsError). ``size`` goes to the writer (number of videos, frames, frame size).
     """
     write = _writer(name)
     out = Path(root) / folder_name(name)
     if out.exists():
+        ours = (out / DONE_MARKER).exists() or (out / PARTIAL_MARKER).exists() or not any(out.iterdir())
+        if not ours:  # never delete a real download
+            raise FileExistsError(f"{out} exists and was not written by endolib.data.synthetic (no {DONE_MARKER}); "
+                                  "refusing to replace it. Pass another root, or delete that folder yourself.")
         shutil.rmtree(out)
     rng = np.random.default_rng([seed, sorted(WRITERS).index(name)])
     log.info("generating synthetic %s under %s (seed %d)", name, out, seed)
@@ -79,11 +84,11 @@ def ensure(name: str, root=DATA_ROOT, seed: int = 0, **size) -> Path:
     out = Path(root) / folder_name(name)
     if (out / DONE_MARKER).is_file():
         return out
-    if out.exists() and any(out.iterdir()) and not (out / ".endolib_synthetic_partial").exists():
+    if out.exists() and any(out.iterdir()) and not (out / PARTIAL_MARKER).exists():
         log.info("%s exists and is not synthetic: using it as is", out)
         return out
     out.mkdir(parents=True, exist_ok=True)
-    (out / ".endolib_synthetic_partial").write_text("generation in progress\n")
+    (out / PARTIAL_MARKER).write_text("generation in progress\n")
     return generate(name, root, seed, **size)
 
 
