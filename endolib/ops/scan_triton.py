@@ -14,6 +14,7 @@ triton is imported) for tests. Importing this module never fails: without triton
 import logging
 import math
 import os
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,9 @@ def interpreting() -> bool:
         return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+_INTERPRET = interpreting()  # fixed when triton is imported; a constant keeps torch.compile from tracing triton
+
+
 def available(device=None) -> bool:
     """Whether the Triton scan can run on `device` (CUDA with triton, or CPU under the interpreter)."""
     if not _HAVE_TRITON:
@@ -49,7 +53,7 @@ def available(device=None) -> bool:
     dev = torch.device(device) if device is not None else None
     if dev is None or dev.type == "cuda":
         return torch.cuda.is_available()
-    return dev.type == "cpu" and interpreting()
+    return dev.type == "cpu" and _INTERPRET
 
 
 if _HAVE_TRITON:
@@ -289,13 +293,37 @@ class _TritonScan(torch.autograd.Function):
         return grads
 
 
+def _scan_infer(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                D: Optional[torch.Tensor], z: Optional[torch.Tensor], delta_bias: Optional[torch.Tensor],
+                h0: Optional[torch.Tensor], softplus: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Forward only (inference): (y, last_state). Registered as a custom op so torch.compile keeps it whole."""
+    out, last, _ = _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, False)
+    return out, last
+
+
+_infer_op = _scan_infer
+if _HAVE_TRITON:
+    try:  # one opaque node for torch.compile (no graph break); plain function if this torch lacks custom_op
+        _infer_op = torch.library.custom_op("endolib::triton_selective_scan", mutates_args=())(_scan_infer)
+
+        @_infer_op.register_fake
+        def _(u, delta, A, B, C, D, z, delta_bias, h0, softplus):
+            return torch.empty_like(u), u.new_empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
+    except Exception as e:  # pragma: no cover - older torch
+        log.debug("custom op registration failed (%s); torch.compile will graph-break at the scan", e)
+
+
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           initial_state=None, return_last_state=False):
     """Triton selective scan. u, delta, z: (b, d, l); A: (d, n); B, C: (b, n, l); D, delta_bias: (d,);
     initial_state: (b, d, n). Returns y (b, d, l) in u's dtype [, last_state (b, d, n) float32]."""
     _check(u, delta, A, B, C, initial_state)
     cont = [t.contiguous() if t is not None else None for t in (u, delta, A, B, C, D, z, delta_bias, initial_state)]
-    out, last = _TritonScan.apply(*cont, bool(delta_softplus))
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in cont)
+    if needs_grad:
+        out, last = _TritonScan.apply(*cont, bool(delta_softplus))
+    else:
+        out, last = _infer_op(*cont, bool(delta_softplus))
     return (out, last) if return_last_state else out
 
 
