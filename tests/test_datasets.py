@@ -236,3 +236,10 @@ def test_kumc_flat_image_folder_reads_as_one_sequence(tmp_path):
                     root / "test2019" / "Annotation" / f"{i}.xml")
     ds = load_dataset("kumc", tmp_path, "test", num_frames=3, img_size=(48, 64))
     assert len(ds) == 1 and [b.tolist() for b in ds[0]["boxes"]] == [[[10.0, 4.0, 30.0, 25.0]]] * 3
+
+
+def test_every_loader_documents_its_layout():
+    from endolib.data.datasets import layout
+    from endolib.data.synthetic import folder_name
+    for name in LOADERS:
+        assert layout(name).startswith(folder_name(name) + "/")

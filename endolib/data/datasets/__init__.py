@@ -4,6 +4,12 @@ Every item is a dict with ``"video"``: float ``(3, T, S, S)`` (ImageNet-normalis
 its task (see each loader). ``ds.classes`` names the classes; phase and triplet datasets also offer
 ``ds.videos()`` (whole videos at 1 fps for online, streaming evaluation). The same loader reads a real
 download and the synthetic copy that ``endolib.data.synthetic.generate`` writes.
+
+Real data: put each dataset under one root in its official folder (PolypDiag/, CVC-12k/, KUMC/,
+cholec80/, AutoLaparo_Task1/, m2cai16-workflow/, OphNet2024/, CholecT50/, SurgicalActions160/) and
+either pass that root (or the dataset folder) as ``root``, or set ``ENDOLIB_DATA`` to it so the
+workbook's default ``DATA_ROOT`` finds it (``synthetic.ensure`` never overwrites a folder it did not
+write). ``layout(name)`` prints the layout a loader expects.
 """
 from __future__ import annotations
 
@@ -30,6 +36,11 @@ def loader_class(name: str):
     return getattr(importlib.import_module(f"endolib.data.datasets.{module}"), cls)
 
 
+def layout(name: str) -> str:
+    """The on-disk layout the loader of ``name`` reads (folder tree with file formats)."""
+    return loader_class(name).layout
+
+
 def load_dataset(name: str, root, split: str, num_frames: int = 8, img_size: int = 64, sampling_rate: int = 1,
                  **kw):
     """The ``split`` ('train' | 'val' | 'test') of dataset ``name`` read from ``root`` (its folder or the one above).
@@ -41,4 +52,4 @@ def load_dataset(name: str, root, split: str, num_frames: int = 8, img_size: int
                               **kw)
 
 
-__all__ = ["LOADERS", "load_dataset", "loader_class"]
+__all__ = ["LOADERS", "layout", "load_dataset", "loader_class"]
