@@ -85,6 +85,16 @@ def test_fast_stream_equals_eager_step_and_resets(nano, k):
         fs.step(torch.randn(1, 3, k + 1, 32, 32))
 
 
+def test_fast_stream_traced_by_compile_equals_eager(nano):
+    fs = FastStream(nano, dtype=torch.float32, compile="aot_eager")
+    x = torch.randn(1, 3, 2, 32, 32)
+    st = nano.init_stream(1)
+    with torch.no_grad():
+        for t in range(2):
+            ref, st = nano.step(x[:, :, t:t + 1], st)
+            torch.testing.assert_close(fs.step(x[:, :, t:t + 1]), ref, rtol=1e-5, atol=1e-5)
+
+
 def test_fast_stream_bf16_within_tolerance(nano):
     fs = FastStream(nano, dtype=torch.bfloat16)
     diff = suite.check_fast_stream(nano, fs, "torch", frames=4)

@@ -85,7 +85,11 @@ class FastStream:
         self.ssm = [s.float() for s in st.ssm]
         self.offset = torch.zeros((), dtype=torch.long, device=device)
         self.frames_seen = 0
-        self._body = torch.compile(self._step_body, dynamic=False) if compile else self._step_body
+        if compile:  # True: inductor; a string names another torch.compile backend (tests use "aot_eager")
+            kw = {} if compile is True else {"backend": compile}
+            self._body = torch.compile(self._step_body, dynamic=False, **kw)
+        else:
+            self._body = self._step_body
         self.graph = None
         self.static_out = None
         if self.use_graph:
