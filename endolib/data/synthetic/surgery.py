@@ -94,9 +94,11 @@ def _tip_path(rng, anchor_scr, verb, n, s, h, w) -> np.ndarray:
 
 
 def render_surgery(rng: np.random.Generator, world: dict, schedule: dict, size=(64, 64), noise: float = 0.01) -> dict:
-    """Render ``schedule['n']`` frames of ``world``; returns dict(frames uint8 (T, H, W, 3), tools_visible (T, K) bool).
+    """Render ``schedule['n']`` frames of ``world``; returns dict(frames uint8 (T, H, W, 3), tools_visible (T, K) bool,
+    cues_visible {object: (T,) bool}).
 
-    ``tools_visible[t, k]`` is True when the k-th entry of ``schedule['tool_names']`` was drawn in frame t.
+    ``tools_visible[t, k]`` is True when the k-th entry of ``schedule['tool_names']`` was drawn in frame t;
+    a cue object is visible when mostly opaque with its centre inside the frame.
     """
     from endolib.data.synthetic.worlds import build_texture, cue_positions
     n, (h, w) = schedule["n"], size
@@ -113,7 +115,10 @@ def render_surgery(rng: np.random.Generator, world: dict, schedule: dict, size=(
     frames = R.sample_texture(tex, cam, h, w, px)
     yy, xx = R.screen_grid(h, w)
     scr = {k: R.to_screen(cam, v, TEX, h, w, px) for k, v in anchors.items()}
-    _draw_cues(frames, yy, xx, world, schedule, cue_positions(world, schedule, scr, s), cam["scale"], s)
+    positions = cue_positions(world, schedule, scr, s)
+    _draw_cues(frames, yy, xx, world, schedule, positions, cam["scale"], s)
+    cues_visible = {k: (schedule["cues"][k] > 0.5) & (pos >= 0).all(1) & (pos < [h, w]).all(1)
+                    for k, pos in positions.items()}  # centre in view and mostly opaque
     names = schedule["tool_names"]
     visible = np.zeros((n, len(names)), bool)
     for hand in schedule["hands"]:
@@ -135,7 +140,7 @@ def render_surgery(rng: np.random.Generator, world: dict, schedule: dict, size=(
     if smoke is not None:  # surgical smoke: a grey veil
         frames[:] = frames * (1 - 0.35 * smoke[:, None, None, None]) + 0.35 * smoke[:, None, None, None] * 0.8
     R.optics(frames, fov=world.get("fov", 1.35), vignette=world.get("vignette", 0.45), gain=1.1)
-    return dict(frames=R.to_uint8(frames, rng, noise), tools_visible=visible)
+    return dict(frames=R.to_uint8(frames, rng, noise), tools_visible=visible, cues_visible=cues_visible)
 
 
 def _draw_cues(frames, yy, xx, world, schedule, positions, scale, s) -> None:

@@ -58,7 +58,7 @@ def write_cholec80(root: Path, rng, videos=(6, 2, 4), seconds=(120, 200), fps: i
         (out / "phase_annotations" / f"{name}-phase.txt").write_text("Frame\tPhase\n" + "\n".join(rows) + "\n")
         tools = np.zeros((sched["n"], 7), int)
         tools[:, :6] = video["tools_visible"]
-        tools[:, 6] = sched["cues"]["bag"] > 0.5
+        tools[:, 6] = video["cues_visible"]["bag"]
         rows = ["\t".join(map(str, [t, *tools[t]])) for t in range(0, sched["n"], fps)]
         (out / "tool_annotations" / f"{name}-tool.txt").write_text(
             "Frame\t" + "\t".join(C.CHOLEC80_TOOLS) + "\n" + "\n".join(rows) + "\n")
