@@ -169,3 +169,32 @@ def test_gpu_module_runs_on_cpu_quick(tmp_path):
     scan = pd.read_csv(tmp_path / "scan_check_gpu.csv")
     assert (scan["y_rel_err"].dropna() < 2e-2).all() and len(scan) >= 4
     assert len(pd.read_csv(tmp_path / "floor_gpu.csv")) == 3
+
+
+def test_plots_and_summary_from_rows(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from endolib.profiling import plots
+    assert plots.load_benchmarks(tmp_path / "none") == {}
+    rows = [dict(model="endomamba", mode="stream_fast_graph", backend="triton", frames_seen=f, fps=940.0,
+                 latency_ms_median=1.06, peak_mem_mb=30.0, status="ok") for f in (8, 1024)]
+    rows += [dict(model="videomamba", mode="recompute", backend="cuda", frames_seen=f, fps=4700.0 / f,
+                  latency_ms_median=f / 4.7, peak_mem_mb=f * 1.0, status="ok") for f in (8, 1024)]
+    rows += [dict(model="endomamba", mode="breakdown", layer_type=k, latency_ms_median=v, status="ok")
+             for k, v in (("spatial", 2.0), ("temporal", 1.5), ("embed_norm_head", 0.2))]
+    df = pd.DataFrame(rows)
+    (tmp_path / "h100").mkdir()
+    df.to_csv(tmp_path / "h100" / "speed_gpu.csv", index=False)
+    flo = pd.DataFrame([dict(mode="stream_fast_graph", backend="triton", term="launches x launch latency", ms=0.5,
+                             floor_ms=0.5, measured_ms=1.06, measured_over_floor=2.12, dominant="launches x launch latency",
+                             launches=400)])
+    flo.to_csv(tmp_path / "h100" / "floor_gpu.csv", index=False)
+    bench = plots.load_benchmarks(tmp_path)
+    assert set(bench) >= {"speed", "floor"} and len(bench["speed"]) == len(df)
+    text = plots.summary_text(bench["speed"], bench["floor"], at_frames=1024, where="GPU:", paper=True)
+    assert "940 FPS" in text and "20.0x the paper" in text
+    assert "204.8x faster than videomamba recompute" in text  # 940 / (4700 / 1024)
+    assert "2.1x the floor" in text and plots.floor_fps(flo) == pytest.approx(2000.0)
+    ax = plots.plot_vs_frames(df, "fps", floor_fps=2000.0)
+    assert len(ax.get_lines()) == 4  # two curves, the paper line, the floor line
+    assert len(plots.plot_breakdown(df).patches) == 3
