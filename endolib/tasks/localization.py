@@ -17,8 +17,8 @@ workbook's version of the task, of the same *form* (online, video in, location o
   greedily to unmatched ground-truth runs of the same class and video).
 
 Dataset it needs: videos with a region/landmark/phase label per frame (e.g. bronchoscopy airway
-branches); the paper's own localization data is not public. On the embedded default any dataset in
-the phase layout stands in (``PHASE_DATASETS``; notebook 08 uses ``ophnet``, whose OphNet2024 release
+branches); we found no public release of the paper's own localization data. On the embedded
+default any dataset in the phase layout stands in (``PHASE_DATASETS``; notebook 08 uses ``ophnet``, whose OphNet2024 release
 annotates phases as timed segments for its localization challenge): its labelled runs play the role
 of the regions the scope passes through. Training is the phase recipe (``phase.fit_per_frame``).
 """
