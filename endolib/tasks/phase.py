@@ -2,7 +2,13 @@
 
 Datasets: Cholec80 (7 phases), AutoLaparo (7), M2CAI16 (8), OphNet (phases of ophthalmic surgery).
 
-Training sees short clips with one phase label per frame; the loss is cross-entropy over every frame.
+Training (``fit_per_frame``, through the shared engine; cross-entropy over every frame):
+- ``linear`` (frozen backbone): every whole training video is streamed once and the head trains on
+  those per-frame features, which carry the long causal context and the absolute time in the video
+  that the online evaluation has (``CachedFrames``);
+- ``finetune``: all weights train on short clips with one label per frame (the reference recipe);
+  the clips lack that long context (their temporal positions start at 0), a known gap between
+  clip training and streamed evaluation.
 Evaluation is *online*: each whole video (any length) is fed to the backbone's streaming API
 (``init_stream`` once per video, then ``step`` on 1 or k frames at a time), so a prediction for
 frame t depends only on frames <= t and memory does not grow with the video's length. The head is
