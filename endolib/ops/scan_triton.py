@@ -65,6 +65,7 @@ if _HAVE_TRITON:
 
     @triton.jit
     def _fwd_kernel(U, DT, A, Bm, Cm, Dv, Z, BIAS, H0, OUT, HLAST, HSAVE, L, DIM, NSTATE, NCHUNK,
+                    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sb_b, sb_n, sb_l, sc_b, sc_n, sc_l,
                     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                     SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE: tl.constexpr,
                     BLOCK_D: tl.constexpr, CHUNK: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -91,18 +92,21 @@ if _HAVE_TRITON:
             t = c * CHUNK + offs_t
             tmask = t < L
             m2 = dmask[:, None] & tmask[None, :]
-            base = (pid_b * DIM + offs_d[:, None]) * L + t[None, :]
-            u = tl.load(U + base, mask=m2, other=0.0).to(tl.float32)
-            dt = tl.load(DT + base, mask=m2, other=0.0).to(tl.float32)
+            base = (pid_b * DIM + offs_d[:, None]) * L + t[None, :]  # the (contiguous) output
+            u = tl.load(U + pid_b * su_b + offs_d[:, None] * su_d + t[None, :] * su_l, mask=m2, other=0.0)
+            u = u.to(tl.float32)
+            dt = tl.load(DT + pid_b * sdt_b + offs_d[:, None] * sdt_d + t[None, :] * sdt_l, mask=m2, other=0.0)
+            dt = dt.to(tl.float32)
             if HAS_BIAS:
                 dt = dt + bias[:, None]
             if SOFTPLUS:
                 dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
             dt = tl.where(m2, dt, 0.0)  # padded steps: exp(0) = 1 and no input, the state passes through
-            bc_off = pid_b * NSTATE * L + offs_n[None, :] * L + t[:, None]
             tn_mask = tmask[:, None] & (offs_n < NSTATE)[None, :]
-            Bc = tl.load(Bm + bc_off, mask=tn_mask, other=0.0).to(tl.float32)
-            Cc = tl.load(Cm + bc_off, mask=tn_mask, other=0.0).to(tl.float32)
+            Bc = tl.load(Bm + pid_b * sb_b + offs_n[None, :] * sb_n + t[:, None] * sb_l, mask=tn_mask, other=0.0)
+            Cc = tl.load(Cm + pid_b * sc_b + offs_n[None, :] * sc_n + t[:, None] * sc_l, mask=tn_mask, other=0.0)
+            Bc = Bc.to(tl.float32)
+            Cc = Cc.to(tl.float32)
             dA = tl.exp(dt[:, :, None] * A_blk[:, None, :])
             dBu = (dt * u)[:, :, None] * Bc[None, :, :]
             sa, sb = tl.associative_scan((dA, dBu), axis=1, combine_fn=_combine)
@@ -112,7 +116,8 @@ if _HAVE_TRITON:
             if HAS_D:
                 y = y + u * dskip[:, None]
             if HAS_Z:
-                zz = tl.load(Z + base, mask=m2, other=0.0).to(tl.float32)
+                zz = tl.load(Z + pid_b * sz_b + offs_d[:, None] * sz_d + t[None, :] * sz_l, mask=m2, other=0.0)
+                zz = zz.to(tl.float32)
                 y = y * zz * tl.sigmoid(zz)
             tl.store(OUT + base, y.to(OUT.dtype.element_ty), mask=m2)
         tl.store(HLAST + state_off, h, mask=dn_mask)
@@ -218,12 +223,13 @@ def _check(u, delta, A, B, C, initial_state):
 
 
 def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
-    # u, delta, z: (b, d, l) -> out (b, d, l) in u.dtype, last (b, d, n) fp32, hsave (b, d, chunks, n) fp32
+    # u, delta, z: (b, d, l), B, C: (b, n, l), any strides -> out (b, d, l) contiguous in u.dtype,
+    # last (b, d, n) fp32, hsave (b, d, chunks, n) fp32
     b, d, l = u.shape
     n = A.shape[1]
     block_d, chunk, block_n, warps = _tiles(b, d, n, u.device)
     nchunk = max(1, math.ceil(l / chunk))
-    out = torch.empty_like(u)
+    out = torch.empty(b, d, l, device=u.device, dtype=u.dtype)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
     hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last
     dummy = last
@@ -233,6 +239,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
         D.float().contiguous() if D is not None else dummy, z if z is not None else dummy,
         delta_bias.float().contiguous() if delta_bias is not None else dummy,
         h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk,
+        *u.stride(), *delta.stride(), *(z.stride() if z is not None else (0, 0, 0)), *B.stride(), *C.stride(),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
         HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=chunk, BLOCK_N=block_n, num_warps=warps)
     return out, last, (hsave if save else None)
@@ -318,12 +325,12 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     """Triton selective scan. u, delta, z: (b, d, l); A: (d, n); B, C: (b, n, l); D, delta_bias: (d,);
     initial_state: (b, d, n). Returns y (b, d, l) in u's dtype [, last_state (b, d, n) float32]."""
     _check(u, delta, A, B, C, initial_state)
-    cont = [t.contiguous() if t is not None else None for t in (u, delta, A, B, C, D, z, delta_bias, initial_state)]
-    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in cont)
-    if needs_grad:
+    args = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+        cont = [t.contiguous() if t is not None else None for t in args]
         out, last = _TritonScan.apply(*cont, bool(delta_softplus))
-    else:
-        out, last = _infer_op(*cont, bool(delta_softplus))
+    else:  # inference reads u, delta, z, B, C through their strides: no copies of transposed views
+        out, last = _infer_op(*args, bool(delta_softplus))
     return (out, last) if return_last_state else out
 
 
