@@ -111,3 +111,33 @@ def trivial_baseline(train_labels, test_labels) -> dict:
     out = scores(test_labels, probs)  # a constant score: AUROC 0.5 (all ties)
     out["majority_class"] = major
     return out
+
+
+def plot_clips(dataset, labels: np.ndarray, probs: np.ndarray, classes, n: int = 6, frame: int = 0):
+    """One frame of each of the first `n` clips, titled with the true class and the predicted probability."""
+    import matplotlib.pyplot as plt
+
+    from endolib.data.transforms import denormalize
+
+    n = min(n, len(dataset))
+    fig, axes = plt.subplots(1, n, figsize=(2.0 * n, 2.4), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        img = denormalize(dataset[i]["video"][:, frame]).clamp(0, 1).permute(1, 2, 0).numpy()
+        ax.imshow(img)
+        pred = int(np.argmax(probs[i]))
+        ok = "lime" if pred == labels[i] else "red"
+        ax.set_title(f"true {classes[labels[i]]}\np({classes[1]}) = {probs[i][1]:.2f}", fontsize=7, color=ok)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num_frames: int = 16,
+                   device="cuda", dtype=torch.bfloat16, batch_size: int = 2) -> tuple:
+    """One PolypDiag fine-tuning step at full size on random clips -> (step(), info) for timing."""
+    from endolib.models import create_model
+    from endolib.tasks.common import bench_step, random_video
+
+    model = build_model(create_model(model_name, num_classes=0, img_size=img_size))
+    batch = {"video": random_video(batch_size, num_frames, img_size), "label": torch.arange(batch_size) % 2}
+    return bench_step("classification", model, loss_fn, batch, model_name, device, dtype)

@@ -19,9 +19,11 @@ from endolib.paths import OUTPUTS
 
 log = logging.getLogger(__name__)
 
-# Where the pretraining notebook / module may leave its checkpoints (newest match wins).
-PRETRAIN_GLOBS = ("runs/pretrain*/**/*.pth", "pretrain*/**/*.pth", "checkpoints/*pretrain*.pth",
-                  "checkpoints/pretrain*/**/*.pth", "runs/*pretrain*/*.pth")
+# Where the pretraining notebook (02) / module leaves its encoders, best first; within a pattern the
+# newest file wins. 'endo_teacher' is the full recipe (MVM + teacher distillation) on endoscopy videos;
+# the 'general' stage (the general-domain teacher) is never picked.
+PRETRAIN_GLOBS = ("runs/pretrain/**/endo_teacher/encoder.pth", "runs/pretrain/**/endo*/encoder.pth",
+                  "runs/pretrain/**/encoder.pth", "checkpoints/*pretrain*.pth")
 
 
 class TaskModel(nn.Module):
@@ -47,8 +49,11 @@ class TaskModel(nn.Module):
 def find_pretrained_checkpoint(root: Optional[Path] = None) -> Optional[Path]:
     """Newest pretraining checkpoint under `root` (default outputs/), or None when there is none."""
     root = Path(root) if root is not None else OUTPUTS
-    found = [p for g in PRETRAIN_GLOBS for p in root.glob(g) if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+    for pattern in PRETRAIN_GLOBS:
+        found = [p for p in root.glob(pattern) if p.is_file() and "general" not in p.parts]
+        if found:
+            return max(found, key=lambda p: p.stat().st_mtime)
+    return None
 
 
 def resolve_checkpoint(checkpoint=None, root: Optional[Path] = None) -> tuple:
@@ -136,3 +141,59 @@ def collate_keep_lists(batch: list) -> dict:
         else:
             out[k] = vals
     return out
+
+
+def result_rows(task: str, dataset: str, scores: dict, baselines: dict, checkpoint: str, seed: int, split: str,
+                mode: str, notes: str = "") -> list:
+    """Rows for `endolib.reporting.write_result_rows`: one per metric, with the trivial baseline's value."""
+    return [{"task": task, "dataset": dataset, "metric": k, "value": float(v),
+             "baseline_value": float(baselines[k]) if k in baselines else float("nan"),
+             "checkpoint": checkpoint, "seed": int(seed), "split": split, "mode": mode, "notes": notes}
+            for k, v in scores.items()]
+
+
+def history_frame(history: list):
+    """The engine's history rows as a wide DataFrame: one row per (step, split), one column per metric."""
+    import pandas as pd
+
+    df = pd.DataFrame(history)
+    if df.empty:
+        return df
+    return df.pivot_table(index=["step", "split"], columns="metric", values="value").reset_index()
+
+
+def plot_history(history: list, metrics=("loss",), ax=None, title: str = ""):
+    """Training loss (and any evaluation metric named in `metrics`) against the step."""
+    import matplotlib.pyplot as plt
+
+    df = history_frame(history)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    for m in metrics:
+        if m in df:
+            part = df[df[m].notna()]
+            ax.plot(part["step"], part[m], marker="o", ms=3, label=f"{part['split'].iloc[0]} {m}")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return ax
+
+
+def bench_step(task: str, model: nn.Module, loss_fn, batch: dict, model_name: str, device="cuda",
+               dtype=torch.bfloat16, collate_fn=None) -> tuple:
+    """One full fine-tuning step of the engine's recipe on `batch` -> (step() -> loss, info dict) for timing."""
+    from endolib.tasks.engine import FitConfig, make_step
+
+    b, _, t, h, _ = batch["video"].shape
+    cfg = FitConfig(mode="finetune", device=str(device), amp=dtype in (torch.bfloat16, torch.float16),
+                    progress=False)
+    step = make_step(model, loss_fn, batch, cfg)
+    info = {"task": task, "model": model_name, "batch_size": b, "num_frames": t, "img_size": h,
+            "frames_per_step": b * t, "params": sum(p.numel() for p in model.parameters())}
+    return step, info
+
+
+def random_video(batch_size: int, num_frames: int, img_size: int, seed: int = 0) -> torch.Tensor:
+    # -> (B, 3, T, H, W) standard normal, as normalised frames are
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch_size, 3, num_frames, img_size, img_size, generator=g)

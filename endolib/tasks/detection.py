@@ -209,3 +209,45 @@ def trivial_baselines(train_gts: list, test_gts: list, img_size: int) -> dict:
     box = torch.tensor([[c - wh[0] / 2, c - wh[1] / 2, c + wh[0] / 2, c + wh[1] / 2]])
     centre = scores([{"boxes": box, "scores": torch.ones(1)} for _ in test_gts], test_gts)
     return {"none_" + k: v for k, v in none.items()} | {"centre_" + k: v for k, v in centre.items()}
+
+
+
+def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num_frames: int = 16,
+                   device="cuda", dtype=torch.bfloat16, batch_size: int = 2) -> tuple:
+    """One KUMC fine-tuning step at full size on random clips with one box per frame -> (step(), info)."""
+    from endolib.models import create_model
+    from endolib.tasks.common import bench_step, random_video
+
+    model = build_model(create_model(model_name, num_classes=0, img_size=img_size))
+    s = img_size / 4
+    box = torch.tensor([[s, s, 2.5 * s, 2 * s]])
+    batch = {"video": random_video(batch_size, num_frames, img_size), "boxes": [[box] * num_frames] * batch_size}
+    return bench_step("detection", model, loss_fn, batch, model_name, device, dtype)
+
+
+def plot_boxes(video: torch.Tensor, gt: list, pred: dict | list, score_thr: float = 0.3, max_frames: int = 8,
+               title: str = ""):
+    """Frames of one clip with true boxes (green) and predictions ≥ score_thr (red, with score).
+
+    video (3, T, H, W) normalised; gt: T tensors (k, 4); pred: T dicts of decode()."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from endolib.data.transforms import denormalize
+
+    frames = denormalize(video).clamp(0, 1).permute(1, 2, 3, 0).cpu().numpy()  # (T, H, W, 3)
+    t = min(max_frames, frames.shape[0])
+    fig, axes = plt.subplots(1, t, figsize=(2.0 * t, 2.3), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.imshow(frames[i])
+        for x1, y1, x2, y2 in torch.as_tensor(gt[i]).reshape(-1, 4).tolist():
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="lime", lw=1.5))
+        for (x1, y1, x2, y2), s in zip(pred[i]["boxes"].tolist(), pred[i]["scores"].tolist()):
+            if s >= score_thr:
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="red", lw=1.2, ls="--"))
+                ax.text(x1, y1, f"{s:.2f}", color="red", fontsize=6, va="bottom")
+        ax.set_title(f"frame {i}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"{title}  green = truth, red = prediction".strip(), fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -6,7 +6,8 @@
 `model` is a task model with a `backbone` attribute (see `endolib.tasks.common.TaskModel`); anything
 else in it (the head) is always trained. `loss_fn(model, batch) -> loss` or `(loss, {name: float})`
 gets the batch already on the device. `evaluate(model) -> {metric: float}` is called in eval mode,
-without gradients, after every `eval_every` epochs and at the end.
+without gradients, after every `eval_every` epochs and at the end. `make_step` gives one training
+step of the same recipe on a fixed batch (GPU throughput benchmarks).
 
 Conventions shared with pretraining: AdamW with linear warmup then cosine decay (per step); a
 backbone lr multiplier and optional layer-wise lr decay; bf16 autocast on CUDA; gradient clipping;
@@ -28,7 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm.auto import tqdm
+
+try:  # optional: the GPU benchmark machine has no tqdm
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
 
 from endolib.utils import atomic_save, atomic_write_text, load_checkpoint_file, seed_everything
 
@@ -316,6 +321,23 @@ def _log_eval(state: dict, metrics: dict) -> None:
                                  "metric": k, "value": v})
 
 
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, **kw):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, initial: int, cfg: FitConfig):
+    if tqdm is None or not cfg.progress:
+        return _NoBar()
+    return tqdm(total=total, initial=initial, desc=f"fit[{cfg.mode}]")
+
+
 def fit(model: nn.Module, train_set, loss_fn: Callable, cfg: FitConfig, *, evaluate: Optional[Callable] = None,
         collate_fn: Optional[Callable] = None) -> FitResult:
     """Train `model` on `train_set` with `loss_fn`; evaluate with `evaluate`; checkpoint and resume in out_dir."""
@@ -335,7 +357,7 @@ def fit(model: nn.Module, train_set, loss_fn: Callable, cfg: FitConfig, *, evalu
     state = {"step": 0, "epoch": 0, "pos": 0, "history": [], "acc": {"sums": {}, "n": 0}, "metrics": {}}
     if ckpt is not None and cfg.resume and ckpt.is_file():
         state = _restore(ckpt, model, opt, sched, cfg)
-    pbar = tqdm(total=total, initial=state["step"], disable=not cfg.progress, desc=f"fit[{cfg.mode}]")
+    pbar = _progress(total, state["step"], cfg)
     while state["step"] < total:
         _train_mode(model, cfg.mode)
         for batch in _loader(train_set, cfg, state["epoch"], state["pos"], collate_fn, device):
@@ -371,3 +393,16 @@ def fit(model: nn.Module, train_set, loss_fn: Callable, cfg: FitConfig, *, evalu
         _save(ckpt, model, opt, sched, cfg, state)
         write_history_csv(state["history"], out_dir / "metrics.csv")
     return FitResult(metrics=state["metrics"], history=state["history"], steps=state["step"], checkpoint=ckpt)
+
+
+def make_step(model: nn.Module, loss_fn: Callable, batch, cfg: FitConfig, total_steps: int = 1000) -> Callable:
+    """A closure running one training step of `fit` (same optimizer, schedule, autocast, clipping) on a
+    fixed `batch`, for throughput measurements. Returns the loss as a float."""
+    device = resolve_device(cfg.device)
+    amp = device.type == "cuda" if cfg.amp is None else bool(cfg.amp)
+    set_trainable(model, cfg.mode)
+    model.to(device)
+    _train_mode(model, cfg.mode)
+    opt, sched = build_optimizer(model, cfg, total_steps)
+    batch = to_device(batch, device)
+    return lambda: _train_step(model, batch, loss_fn, opt, sched, cfg, amp, device)[0]

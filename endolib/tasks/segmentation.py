@@ -124,3 +124,16 @@ def plot_masks(video: torch.Tensor, mask: np.ndarray, prob: np.ndarray, max_fram
     fig.suptitle(f"{title}  green = truth, red = prediction".strip(), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def benchmark_step(model_name: str = "endomamba_small", img_size: int = 224, num_frames: int = 16,
+                   device="cuda", dtype=torch.bfloat16, batch_size: int = 2) -> tuple:
+    """One CVC-12k fine-tuning step at full size on random clips and masks -> (step(), info) for timing."""
+    from endolib.models import create_model
+    from endolib.tasks.common import bench_step, random_video
+
+    model = build_model(create_model(model_name, num_classes=0, img_size=img_size))
+    g = torch.Generator().manual_seed(1)
+    mask = (torch.rand(batch_size, num_frames, img_size, img_size, generator=g) > 0.8).float()
+    batch = {"video": random_video(batch_size, num_frames, img_size), "mask": mask}
+    return bench_step("segmentation", model, loss_fn, batch, model_name, device, dtype)
