@@ -138,11 +138,11 @@ def evaluate_online(model: PerFrameModel, data, chunk: int = 8, device="cpu", mi
     import pandas as pd
     from types import SimpleNamespace
 
-    from endolib.tasks.phase import majority_phase
+    from endolib.tasks.phase import majority_phase, video_labels
 
     k = len(data.classes)
     rows = predict_videos(model, data.test_videos, chunk=chunk, device=device)
-    majority = majority_phase(v[2]["phase"] for v in data.train_videos)
+    majority = majority_phase(video_labels(data.train_videos, "phase"))
     base_rows = constant_rows(rows, majority, k)
     sweep = {name: [localization_scores(r, k, iou, min_len)[f"segment_mAP@{iou:g}"] for iou in ious]
              for name, r in (("EndoMamba (streamed)", rows), ("majority region", base_rows))}

@@ -263,19 +263,43 @@ def dataset_root(dataset: str, data_root=None) -> Path:
     return ensure(dataset)
 
 
+class VideoSet:
+    """Re-iterable whole videos of a split, decoded one at a time (``ds.iter_videos()``), so real videos
+    thousands of frames long never all sit in memory; ``labels(key)`` reads labels without decoding."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset.videos_meta)
+
+    def __iter__(self):
+        return self.dataset.iter_videos()
+
+    def labels(self, key: str) -> list:
+        return [np.asarray(m["labels"][key]) for m in self.dataset.videos_meta]
+
+
+def video_labels(videos, key: str) -> list:
+    """Per-video label arrays of `videos` (a VideoSet, or any iterable of (id, frames, labels))."""
+    if hasattr(videos, "labels"):
+        return videos.labels(key)
+    return [np.asarray(v[2][key]) for v in videos]
+
+
 def load_video_task(dataset: str, data_root=None, num_frames: int = 8, img_size: int = 64, seed: int = 0,
                     eval_split: str = "test") -> SimpleNamespace:
     """Training clips and whole evaluation videos of a per-frame video dataset (phase or triplet layout).
 
-    -> namespace(train: Dataset of clips, train_videos, test_videos: [(id, (3, T, H, W), labels)],
+    -> namespace(train: Dataset of clips, train_videos, test_videos: VideoSet of (id, (3, T, H, W), labels),
     classes, root, synthetic: bool)."""
     from endolib.data.datasets import load_dataset
 
     root = dataset_root(dataset, data_root)
     train = load_dataset(dataset, root, "train", num_frames=num_frames, img_size=img_size, seed=seed)
     test = load_dataset(dataset, root, eval_split, num_frames=num_frames, img_size=img_size, seed=seed)
-    log.info("%s: %d training clips, %d %s videos", dataset, len(train), len(test.videos()), eval_split)
-    return SimpleNamespace(train=train, train_videos=train.videos(), test_videos=test.videos(),
+    log.info("%s: %d training clips, %d %s videos", dataset, len(train), len(test.videos_meta), eval_split)
+    return SimpleNamespace(train=train, train_videos=VideoSet(train), test_videos=VideoSet(test),
                            classes=list(train.classes), root=root, synthetic=data_root is None)
 
 
@@ -319,7 +343,7 @@ def evaluate_online(model: PerFrameModel, data: SimpleNamespace, dataset: str, c
 
     k = len(data.classes)
     rows = predict_videos(model, data.test_videos, chunk=chunk, device=device)
-    majority = majority_phase(v[2]["phase"] for v in data.train_videos)
+    majority = majority_phase(video_labels(data.train_videos, "phase"))
     base_rows = constant_rows(rows, majority, k)
     out = {}
     for name, r in (("scores", rows), ("baseline", base_rows)):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from endolib.tasks.phase import PerFrameModel, _head_out, stream_outputs
+from endolib.tasks.phase import PerFrameModel, _head_out, stream_outputs, video_labels
 
 COMPONENTS = {"instrument": 6, "verb": 10, "target": 15, "triplet": 100}
 
@@ -99,7 +99,7 @@ def evaluate_online(model: PerFrameModel, data, chunk: int = 8, device="cpu", mo
     from types import SimpleNamespace
 
     preds = predict_videos(model, data.test_videos, chunk=chunk, device=device)
-    train = {k: np.concatenate([np.asarray(v[2][k], float) for v in data.train_videos]) for k in COMPONENTS}
+    train = {k: np.concatenate(video_labels(data.train_videos, k)).astype(float) for k in COMPONENTS}
     lengths = [len(y) for y in preds["triplet"][0]]
     prior = prior_scores(train, lengths)
     ours = triplet_scores(preds, mode=mode)
