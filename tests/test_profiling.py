@@ -99,6 +99,7 @@ def test_fast_stream_bf16_within_tolerance(nano):
     fs = FastStream(nano, dtype=torch.bfloat16)
     diff = suite.check_fast_stream(nano, fs, "torch", frames=4)
     assert 0 < diff["check_rel"] < 3e-2  # bf16 differs from fp32, but only by rounding
+    assert diff["history_rel"] > 10 * diff["check_rel"]  # a stale state would not pass unnoticed
     assert next(nano.parameters()).dtype == torch.float32  # the caller's model is untouched
 
 

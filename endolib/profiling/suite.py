@@ -72,19 +72,30 @@ def fast_stream(model, backend: str, frames_seen: Iterable[int], device, dtype, 
 
 @torch.no_grad()
 def check_fast_stream(model, fs: FastStream, backend: str, frames: int) -> dict:
-    """Max abs / relative difference of FastStream's per-frame outputs vs the float32 eager `model.step`."""
+    """FastStream's per-frame outputs vs the float32 eager `model.step`: worst max-abs and relative difference.
+
+    Also `history_rel`: how much the last output changes when the earlier frames are dropped (the size of
+    what the carried state contributes, so a stale state would show as a check_rel of that size), and, for
+    a graph, `graph_vs_nograph_max_abs`: the replayed graph against the same step run without capture."""
     ref_model = _as(model, fs.device, torch.float32, backend)
     xs = frame_pool(frames, model.img_size, fs.device, torch.float32, seed=123)
     st = ref_model.init_stream(1, device=fs.device, dtype=torch.float32)
+    plain = FastStream(model, dtype=fs.dtype, device=fs.device, backend=backend, use_graph=False) \
+        if fs.graph is not None else None
     fs.reset()
-    worst_abs, worst_rel = 0.0, 0.0
+    worst_abs, worst_rel, graph_abs = 0.0, 0.0, 0.0
     for x in xs:
         ref, st = ref_model.step(x, st)
         out = fs.step(x.to(fs.dtype)).float()
         worst_abs = max(worst_abs, (out - ref).abs().max().item())
         worst_rel = max(worst_rel, ((out - ref).norm() / ref.norm().clamp_min(1e-12)).item())
+        if plain is not None:
+            graph_abs = max(graph_abs, (out - plain.step(x.to(fs.dtype)).float()).abs().max().item())
+    fresh, _ = ref_model.step(xs[-1], ref_model.init_stream(1, device=fs.device, dtype=torch.float32))
     fs.reset()
-    return dict(check_max_abs=worst_abs, check_rel=worst_rel, check_frames=frames)
+    return dict(check_max_abs=worst_abs, check_rel=worst_rel, check_frames=frames,
+                history_rel=((fresh - ref).norm() / ref.norm().clamp_min(1e-12)).item(),
+                graph_vs_nograph_max_abs=graph_abs if plain is not None else float("nan"))
 
 
 @torch.no_grad()
