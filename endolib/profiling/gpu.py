@@ -120,9 +120,19 @@ def _floor_rows(model, device, fast: dict, cache: dict) -> list:
     return rows
 
 
-def _summary(speed: pd.DataFrame, floor_df: pd.DataFrame) -> str:
+def _summary(speed: pd.DataFrame, floor_df: pd.DataFrame, scan: pd.DataFrame) -> str:
     top = suite.speedups(speed, at_frames=1024)
-    lines = ["", "== streaming FPS at batch 1 (frames seen nearest 1024) ==", top.to_string(index=False)]
+    lines = [""]
+    if "y_rel_err" in scan:
+        agg = {c: "max" for c in ("y_rel_err", "last_state_rel_err", "grad_rel_err_max", "ms_median") if c in scan}
+        lines += ["== scan backends vs float64 loop (worst case) ==",
+                  scan.groupby(["backend", "dtype"]).agg(agg).to_string()]
+    if "check_rel" in speed:
+        chk = speed[speed["mode"].astype(str).str.startswith("stream_fast")]
+        cols = [c for c in ("mode", "backend", "check_max_abs", "check_rel", "history_rel", "graph_vs_nograph_max_abs")
+                if c in chk]
+        lines += ["== fast path vs fp32 eager step ==", chk[cols].drop_duplicates(["mode", "backend"]).to_string(index=False)]
+    lines += ["== streaming FPS at batch 1 (frames seen nearest 1024) ==", top.to_string(index=False)]
     fast = top[top["mode"].str.startswith("stream_fast")]
     if len(fast):
         best = fast.iloc[0]
@@ -182,7 +192,7 @@ def main(argv=None) -> int:
     else:
         log.info("compiled variant skipped (--no-compile, no CUDA, or past --budget-s)")
     log.info("total %.1f s", time.time() - t0)
-    print(_summary(df, floor_df))
+    print(_summary(df, floor_df, pd.DataFrame(w.tables.get("scan_check_gpu.csv", []))))
     return 0
 
 
