@@ -40,10 +40,12 @@ def test_head_shapes_and_pooling():
     assert head(tok).shape == (5, 3)
     assert torch.allclose(head.clip_features(tok), tok.mean(dim=(1, 2)), atol=1e-6)
     assert torch.allclose(cls.ClipClassificationHead(24, pool="cls").clip_features(tok), tok[:, :, 0].mean(1))
+    ref_max = torch.stack([torch.stack([tok[b, t, 1:].max(0).values for t in range(4)]).mean(0) for b in range(5)])
+    assert torch.allclose(cls.ClipClassificationHead(24, pool="max").clip_features(tok), ref_max)
     model = cls.build_model(_backbone()).eval()
     assert model(torch.randn(2, 3, 3, 32, 32)).shape == (2, 2)
     with pytest.raises(ValueError, match="pool must be"):
-        cls.ClipClassificationHead(24, pool="max")
+        cls.ClipClassificationHead(24, pool="sum")
 
 
 def test_scores_equal_sklearn():

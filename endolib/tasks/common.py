@@ -64,7 +64,8 @@ def resolve_checkpoint(checkpoint=None, root: Optional[Path] = None) -> tuple:
         found = find_pretrained_checkpoint(root)
         if found is None:
             return None, "random init (no pretraining checkpoint found under outputs/)"
-        return found, f"pretrained: {found.name} (found under outputs/)"
+        rel = found.relative_to(root if root is not None else OUTPUTS)
+        return found, f"pretrained: outputs/{rel.as_posix()} (found under outputs/)"
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; pass a .pth path, None (look under "
@@ -86,6 +87,13 @@ def build_backbone(name: str = "endomamba_nano", checkpoint=None, img_size: int 
             desc += f" ({len(bad)} backbone keys missing)"
     log.info("backbone %s: %s", name, desc)
     return backbone, desc
+
+
+def checkpoint_label(desc: str) -> str:
+    """Short name for result tables from build_backbone's description: 'scratch' or the file name."""
+    if desc.startswith("random"):
+        return "scratch"
+    return desc.split(": ", 1)[1].split(" (")[0]
 
 
 def token_grid(tokens: torch.Tensor, grid_size: tuple) -> torch.Tensor:

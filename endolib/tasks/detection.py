@@ -6,8 +6,8 @@ shared progressive decoder; three 3×3-conv branches then predict, per cell,
   - a class heatmap (sigmoid): peak 1 at each box centre, a Gaussian around it (σ = box side / 6·stride);
   - the box size as log(w / stride), log(h / stride);
   - the sub-cell offset of the centre (in [0, 1)).
-Training: the penalty-reduced focal loss of CenterNet on the heatmap, L1 on size and offset at the
-centre cells. Decoding: 3×3 max-pool peaks, top-k, score threshold, then class-wise NMS (IoU 0.5).
+Training: the penalty-reduced focal loss of CenterNet on the heatmap, L1 on log-size and offset at
+the centre cells (weights 1). Decoding: 3×3 max-pool peaks, top-k, score threshold, then class-wise NMS (IoU 0.5).
 By default the head is class-agnostic (one class, 'polyp': adenomatous and hyperplastic boxes merged,
 as polyp detection is scored); `num_classes=2` uses the loader's `box_labels` instead.
 
@@ -29,6 +29,9 @@ from endolib.metrics.detection import detection_prf, frame_detection_prf
 from endolib.tasks.common import TaskModel, UpsampleDecoder, collate_keep_lists, token_grid
 
 log = logging.getLogger(__name__)
+
+
+SIZE_WEIGHT = 1.0  # CenterNet weighs pixel sizes by 0.1; ours are log sizes (order 1), so 1.0
 
 
 def _branch(cin: int, cout: int, hidden: int, bias: float = 0.0) -> nn.Sequential:
@@ -111,7 +114,7 @@ def flat_boxes(batch: dict, with_labels: bool = False) -> tuple:
 
 
 def loss_fn(model: TaskModel, batch: dict):
-    """Focal heatmap loss + 0.1 · L1 size + L1 offset at centres. batch: video, boxes (see flat_boxes)."""
+    """Focal heatmap loss + L1 log-size + L1 offset at centres. batch: video, boxes (see flat_boxes)."""
     out = model(batch["video"])
     head = model.head
     boxes, labels = flat_boxes(batch, with_labels=head.num_classes > 1)
@@ -122,7 +125,7 @@ def loss_fn(model: TaskModel, batch: dict):
     npos = tgt["mask"].sum().clamp(min=1)
     size = (out["size"].float() - tgt["size"]).abs()[m].sum() / npos
     off = (out["offset"].float() - tgt["offset"]).abs()[m].sum() / npos
-    return heat + 0.1 * size + off, {"heat": heat, "size": size, "offset": off}
+    return heat + SIZE_WEIGHT * size + off, {"heat": heat, "size": size, "offset": off}
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
