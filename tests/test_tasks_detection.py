@@ -20,14 +20,21 @@ def test_head_shapes():
         out = model(torch.randn(2, 3, 3, 32, 32))
     assert model.head.stride == 4
     assert out["heat"].shape == (6, 1, 8, 8) and out["size"].shape == (6, 2, 8, 8)
-    assert out["offset"].shape == (6, 2, 8, 8) and float(out["offset"].min()) >= 0
+    assert out["offset"].shape == (6, 2, 8, 8)
 
 
 def test_encode_then_decode_recovers_the_boxes():
     boxes = [torch.tensor([[3.0, 5.0, 15.0, 13.0], [40.0, 30.0, 60.0, 58.0]]), torch.zeros(0, 4),
              torch.tensor([[20.5, 22.0, 31.0, 45.5]])]
     tgt = det.encode_targets(boxes, None, (16, 16), stride=4, num_classes=1)
-    assert tgt["mask"].sum() == 3 and tgt["heat"].max() == 1.0
+    assert (tgt["heat"] == 1).sum() == 3 and tgt["weight"][1].sum() == 0
+    # every cell that learns a box points at that box's centre and carries its size
+    ys, xs = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    big = (tgt["weight"][0] > 0) & (xs > 6)  # cells of the second box of frame 0: centre (12.5, 11), 5x7 cells
+    assert big.sum() > 4
+    assert torch.allclose((xs + tgt["offset"][0, 0])[big], torch.full((int(big.sum()),), 12.5))
+    assert torch.allclose((ys + tgt["offset"][0, 1])[big], torch.full((int(big.sum()),), 11.0))
+    assert torch.allclose(tgt["size"][0, 0][big].exp(), torch.full((int(big.sum()),), 5.0))
     out = {"heat": torch.logit(tgt["heat"].clamp(1e-6, 1 - 1e-6)), "size": tgt["size"], "offset": tgt["offset"]}
     dec = det.decode(out, stride=4, score_thr=0.99)
     for got, want in zip(dec, boxes):

@@ -171,3 +171,58 @@ def test_bad_mode_and_empty_data_are_explained():
     with pytest.raises(ValueError, match="empty"):
         fit(_model(), NoisyClips(0), _loss, FitConfig(progress=False))
     assert math.isfinite(warmup_cosine(0, 0, 0, 0.0))
+
+
+# ---------------------------------------------------------------- common helpers and the GPU module
+def test_checkpoint_lookup_prefers_the_endoscopy_encoder(tmp_path):
+    from endolib.tasks.common import checkpoint_label, find_pretrained_checkpoint, resolve_checkpoint
+
+    assert find_pretrained_checkpoint(tmp_path) is None
+    path, desc = resolve_checkpoint(None, root=tmp_path)
+    assert path is None and desc.startswith("random init") and checkpoint_label(desc) == "scratch"
+    general = tmp_path / "runs/pretrain/nb/general/encoder.pth"
+    endo = tmp_path / "runs/pretrain/nb/endo_teacher/encoder.pth"
+    for p in (endo, general):  # general is newer, but must never be picked
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+    assert find_pretrained_checkpoint(tmp_path) == endo
+    path, desc = resolve_checkpoint(None, root=tmp_path)
+    assert path == endo and checkpoint_label(desc) == "outputs/runs/pretrain/nb/endo_teacher/encoder.pth"
+    assert resolve_checkpoint("random")[0] is None
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_checkpoint(str(tmp_path / "missing.pth"))
+
+
+def test_token_grid_and_collate():
+    from endolib.tasks.common import collate_keep_lists, token_grid
+
+    tok = torch.randn(2, 3, 1 + 6, 5)
+    grid = token_grid(tok, (2, 3))
+    assert grid.shape == (6, 5, 2, 3)
+    assert torch.equal(grid[4, :, 1, 2], tok[1, 1, 1 + 5])  # clip 1, frame 1, patch (row 1, col 2)
+    batch = collate_keep_lists([{"video": torch.ones(2), "label": 1, "boxes": [torch.zeros(0, 4)]},
+                                {"video": torch.zeros(2), "label": 0, "boxes": [torch.ones(1, 4)]}])
+    assert batch["video"].shape == (2, 2) and batch["label"].tolist() == [1, 0] and len(batch["boxes"]) == 2
+
+
+def test_result_rows_carry_the_baseline():
+    from endolib.tasks.common import result_rows
+
+    rows = result_rows("classification", "polypdiag", {"f1": 0.8, "auroc": 0.9}, {"f1": 0.4}, "scratch", 3, "val",
+                       "linear")
+    assert [r["metric"] for r in rows] == ["f1", "auroc"]
+    assert rows[0]["baseline_value"] == 0.4 and math.isnan(rows[1]["baseline_value"]) and rows[0]["seed"] == 3
+
+
+def test_gpu_bench_runs_every_family_on_cpu(tmp_path):
+    import pandas as pd
+
+    from endolib.tasks import gpu_bench
+
+    rc = gpu_bench.main(["--out", str(tmp_path), "--device", "cpu", "--model", "endomamba_nano", "--img", "32",
+                         "--frames", "2", "--steps", "1", "--warmup", "1",
+                         "--families", "classification", "segmentation", "detection"])
+    df = pd.read_csv(tmp_path / "downstream_gpu.csv")
+    assert rc == 0 and list(df["task"]) == ["classification", "segmentation", "detection"]
+    assert "error" not in df or df["error"].isna().all()
+    assert (df["ms_per_step"] > 0).all() and set(df["backend"]) == {"torch"} and (df["img_size"] == 32).all()

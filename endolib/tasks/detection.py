@@ -5,9 +5,10 @@ each frame is upsampled by `stages` ×2 stages (stride = patch / 2^stages, 4 by 
 shared progressive decoder; three 3×3-conv branches then predict, per cell,
   - a class heatmap (sigmoid): peak 1 at each box centre, a Gaussian around it (σ = box side / 6·stride);
   - the box size as log(w / stride), log(h / stride);
-  - the sub-cell offset of the centre (in [0, 1)).
-Training: the penalty-reduced focal loss of CenterNet on the heatmap, L1 on log-size and offset at
-the centre cells (weights 1). Decoding: 3×3 max-pool peaks, top-k, score threshold, then class-wise NMS (IoU 0.5).
+  - the offset from the cell's corner to the box centre (in cells).
+Training: the penalty-reduced focal loss of CenterNet on the heatmap; L1 on log-size and offset at
+every cell where the box's Gaussian is ≥ 0.3, weighted by it (as TTFNet does: many cells per box
+instead of CenterNet's one, which trains the box branches much faster on small data). Decoding: 3×3 max-pool peaks, top-k, score threshold, then class-wise NMS (IoU 0.5).
 By default the head is class-agnostic (one class, 'polyp': adenomatous and hyperplastic boxes merged,
 as polyp detection is scored); `num_classes=2` uses the loader's `box_labels` instead.
 
@@ -31,6 +32,7 @@ from endolib.tasks.common import TaskModel, UpsampleDecoder, collate_keep_lists,
 log = logging.getLogger(__name__)
 
 
+REGION = 0.3      # cells whose Gaussian is >= this learn the box (TTFNet-style), not only the centre cell
 SIZE_WEIGHT = 1.0  # CenterNet weighs pixel sizes by 0.1; ours are log sizes (order 1), so 1.0
 
 
@@ -41,7 +43,8 @@ def _branch(cin: int, cout: int, hidden: int, bias: float = 0.0) -> nn.Sequentia
 
 
 class CenterNetHead(nn.Module):
-    """tokens (B, T, N+1, C) -> dict heat (B*T, K, h, w) logits, size (B*T, 2, h, w), offset (B*T, 2, h, w)."""
+    """tokens (B, T, N+1, C) -> dict heat (B*T, K, h, w) logits, size (B*T, 2, h, w) log size in cells,
+    offset (B*T, 2, h, w) box centre minus the cell's corner, in cells."""
 
     def __init__(self, dim: int, grid_size: tuple, patch_size: int, num_classes: int = 1, stages: int = 2,
                  width: int = 128, hidden: int = 64):
@@ -58,7 +61,7 @@ class CenterNetHead(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> dict:
         f = self.decoder(token_grid(tokens, self.grid_size).float())
-        return {"heat": self.heat(f), "size": self.size(f), "offset": torch.sigmoid(self.offset(f))}
+        return {"heat": self.heat(f), "size": self.size(f), "offset": self.offset(f)}
 
 
 def build_model(backbone: nn.Module, num_classes: int = 1, stages: int = 2) -> TaskModel:
@@ -66,30 +69,35 @@ def build_model(backbone: nn.Module, num_classes: int = 1, stages: int = 2) -> T
     return TaskModel(backbone, head)
 
 
-def encode_targets(boxes: list, labels: list, shape: tuple, stride: int, num_classes: int) -> dict:
+def encode_targets(boxes: list, labels: list, shape: tuple, stride: int, num_classes: int,
+                   region: float = REGION) -> dict:
     """Boxes of B*T frames -> dense targets. boxes[i]: (k, 4) xyxy pixels; labels[i]: (k,) or None.
 
-    -> heat (BT, K, h, w) Gaussians, size/offset (BT, 2, h, w), mask (BT, h, w) True at centre cells."""
+    -> heat (BT, K, h, w) Gaussians (1 at each centre cell); size (BT, 2, h, w) log box size in cells and
+    offset (BT, 2, h, w) = box centre - cell corner, in cells, at every cell whose Gaussian is ≥ `region`
+    (the box of larger Gaussian wins where two overlap); weight (BT, h, w) = that Gaussian (0 elsewhere)."""
     n, (h, w) = len(boxes), shape
     heat = torch.zeros(n, num_classes, h, w)
     size, offset = torch.zeros(n, 2, h, w), torch.zeros(n, 2, h, w)
-    mask = torch.zeros(n, h, w, dtype=torch.bool)
-    ys, xs = torch.arange(h).view(h, 1) + 0.5, torch.arange(w).view(1, w) + 0.5
+    weight = torch.zeros(n, h, w)
+    ys, xs = torch.arange(h, dtype=torch.float32).view(h, 1), torch.arange(w, dtype=torch.float32).view(1, w)
     for i, bx in enumerate(boxes):
         bx = torch.as_tensor(bx, dtype=torch.float32).reshape(-1, 4)
         lab = torch.zeros(len(bx), dtype=torch.long) if labels is None or labels[i] is None else labels[i]
         for (x1, y1, x2, y2), k in zip(bx.tolist(), lab.tolist()):
             bw, bh = max(x2 - x1, 1.0) / stride, max(y2 - y1, 1.0) / stride
             cx, cy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
-            gx, gy = min(int(cx), w - 1), min(int(cy), h - 1)
+            gx, gy = min(max(int(cx), 0), w - 1), min(max(int(cy), 0), h - 1)
             sx, sy = max(bw / 6, 0.5), max(bh / 6, 0.5)
-            g = torch.exp(-((xs - (gx + 0.5)) ** 2) / (2 * sx ** 2) - ((ys - (gy + 0.5)) ** 2) / (2 * sy ** 2))
+            g = torch.exp(-((xs - gx) ** 2) / (2 * sx ** 2) - ((ys - gy) ** 2) / (2 * sy ** 2))  # (h, w)
             heat[i, k] = torch.maximum(heat[i, k], g)
             heat[i, k, gy, gx] = 1.0
-            size[i, :, gy, gx] = torch.tensor([math.log(bw), math.log(bh)])
-            offset[i, :, gy, gx] = torch.tensor([min(cx - gx, 0.999), min(cy - gy, 0.999)])
-            mask[i, gy, gx] = True
-    return {"heat": heat, "size": size, "offset": offset, "mask": mask}
+            own = (g >= region) & (g > weight[i])
+            size[i, 0][own], size[i, 1][own] = math.log(bw), math.log(bh)
+            offset[i, 0][own] = (cx - xs.expand(h, w))[own]
+            offset[i, 1][own] = (cy - ys.expand(h, w))[own]
+            weight[i][own] = g[own]
+    return {"heat": heat, "size": size, "offset": offset, "weight": weight}
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
@@ -114,17 +122,17 @@ def flat_boxes(batch: dict, with_labels: bool = False) -> tuple:
 
 
 def loss_fn(model: TaskModel, batch: dict):
-    """Focal heatmap loss + L1 log-size + L1 offset at centres. batch: video, boxes (see flat_boxes)."""
+    """Focal heatmap loss + Gaussian-weighted L1 on log-size and centre offset. batch: video, boxes (see flat_boxes)."""
     out = model(batch["video"])
     head = model.head
     boxes, labels = flat_boxes(batch, with_labels=head.num_classes > 1)
     tgt = encode_targets(boxes, labels, out["heat"].shape[-2:], head.stride, head.num_classes)
     tgt = {k: v.to(out["heat"].device) for k, v in tgt.items()}
     heat = focal_loss(out["heat"].float(), tgt["heat"])
-    m = tgt["mask"].unsqueeze(1).expand_as(tgt["size"])
-    npos = tgt["mask"].sum().clamp(min=1)
-    size = (out["size"].float() - tgt["size"]).abs()[m].sum() / npos
-    off = (out["offset"].float() - tgt["offset"]).abs()[m].sum() / npos
+    w = tgt["weight"].unsqueeze(1)  # (BT, 1, h, w)
+    norm = 2 * w.sum().clamp(min=1e-6)
+    size = ((out["size"].float() - tgt["size"]).abs() * w).sum() / norm
+    off = ((out["offset"].float() - tgt["offset"]).abs() * w).sum() / norm
     return heat + SIZE_WEIGHT * size + off, {"heat": heat, "size": size, "offset": off}
 
 
@@ -201,6 +209,12 @@ def scores(preds: list, gts: list, score_thr: float = 0.3, iou_thr: float = 0.5)
 
 def evaluate(model: TaskModel, dataset, batch_size: int = 4, device="cpu", score_thr: float = 0.3) -> dict:
     return scores(*predict(model, dataset, batch_size, device), score_thr=score_thr)
+
+
+def dataset_boxes(dataset) -> list:
+    """Ground-truth boxes of every frame of every item, in order (use an evaluation-mode dataset)."""
+    return [torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4) for i in range(len(dataset))
+            for b in dataset[i]["boxes"]]
 
 
 def trivial_baselines(train_gts: list, test_gts: list, img_size: int) -> dict:
