@@ -108,16 +108,21 @@ def test_bad_shapes_say_what_was_expected():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or not HAVE_TRITON, reason="needs CUDA and triton")
-def test_triton_matches_reference_cuda():
+@pytest.mark.parametrize("reverse", ["native", "flip"])
+def test_triton_matches_reference_cuda(reverse, monkeypatch):
+    monkeypatch.setenv("ENDOLIB_TRITON_REVERSE", reverse)
     _assert_errors(compare_all("cuda", seed=int.from_bytes(os.urandom(2), "little")))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
 def test_triton_matches_reference_interpreter():
+    """The native reverse scan; the 'flip' variant is slow under the interpreter and is checked on CUDA
+    (here and by `python -m endolib.profiling.gpu`)."""
     if not HAVE_TRITON:
         pytest.skip("triton is not installed: `pip install triton` to run the kernels under TRITON_INTERPRET=1")
     # the tiles a batch-1 stream gets on a GPU (4 channels x 64 steps): several chunks, masked tails
-    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1", "ENDOLIB_TRITON_TILES": "4,64"}
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1", "ENDOLIB_TRITON_TILES": "4,64",
+           "ENDOLIB_TRITON_REVERSE": "native"}
     seed = int.from_bytes(os.urandom(2), "little")
     proc = subprocess.run([sys.executable, __file__, str(seed)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"interpreter run failed (seed {seed}):\n{proc.stderr[-3000:]}"

@@ -125,7 +125,7 @@ if _HAVE_TRITON:
     @triton.jit
     def _bwd_kernel(U, DT, A, Bm, Cm, DY, HSAVE, DHLAST, DU, DDT, DA, DB, DC, DH0, L, DIM, NSTATE, NCHUNK,
                     HAS_DHLAST: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
-                    BLOCK_N: tl.constexpr):
+                    BLOCK_N: tl.constexpr, FLIP: tl.constexpr):
         pid_b = tl.program_id(0)
         pid_d = tl.program_id(1)
         ndblk = tl.num_programs(1)
@@ -165,7 +165,12 @@ if _HAVE_TRITON:
             hs = sa * h_start[:, None, :] + sb
             dA1 = tl.exp(dt1[:, :, None] * A_blk[:, None, :])
             x = dy[:, :, None] * Cc[None, :, :]
-            ra, rb = tl.associative_scan((dA1, x), axis=1, combine_fn=_combine, reverse=True)
+            if FLIP:  # the same reverse scan as flip -> forward scan -> flip
+                ra, rb = tl.associative_scan((tl.flip(dA1, 1), tl.flip(x, 1)), axis=1, combine_fn=_combine)
+                ra = tl.flip(ra, 1)
+                rb = tl.flip(rb, 1)
+            else:
+                ra, rb = tl.associative_scan((dA1, x), axis=1, combine_fn=_combine, reverse=True)
             G = rb + ra * g[:, None, :]  # total gradient of h_t
             first = (offs_t == 0)[None, :, None]
             g = tl.sum(tl.where(first, G, 0.0), axis=1)
@@ -245,6 +250,15 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
     return out, last, (hsave if save else None)
 
 
+def reverse_mode() -> str:
+    """How the backward runs its reverse scan: 'native' (tl.associative_scan(reverse=True), default) or
+    'flip' (tl.flip around a forward scan), chosen by ENDOLIB_TRITON_REVERSE; both are checked by the tests."""
+    mode = os.environ.get("ENDOLIB_TRITON_REVERSE", "native")
+    if mode not in ("native", "flip"):
+        raise ValueError(f"ENDOLIB_TRITON_REVERSE must be 'native' or 'flip', got {mode!r}")
+    return mode
+
+
 def _dsilu(z):
     s = torch.sigmoid(z)
     return s * (1 + z * (1 - s))
@@ -286,7 +300,7 @@ class _TritonScan(torch.autograd.Function):
             uf.contiguous(), dtp.contiguous(), A.float().contiguous(), B, C, dout.contiguous(), hsave,
             dlast.float().contiguous() if dlast is not None else dA, du, ddt, dA, dB, dC, dh0,
             l, d, n, hsave.shape[2], HAS_DHLAST=dlast is not None, BLOCK_D=block_d, CHUNK=chunk,
-            BLOCK_N=block_n, num_warps=warps)
+            BLOCK_N=block_n, num_warps=warps, FLIP=reverse_mode() == "flip")
         dD = (dout * uf).sum((0, 2)) if D is not None else None
         if D is not None:
             du = du + dout * D.float()[:, None]

@@ -160,7 +160,8 @@ def main(argv=None) -> int:
     log.info("device %s; scan backends %s (auto: %s)", env["device_name"], backends, best)
     t0 = time.time()
     w = Writer(args.out, env)
-    w.add("scan_check_gpu.csv", _section("scan_check", scan_check.check_backends, backends, device, g["scan_cases"]))
+    checked = backends + (["triton:flip"] if "triton" in backends and device.type == "cuda" else [])
+    w.add("scan_check_gpu.csv", _section("scan_check", scan_check.check_backends, checked, device, g["scan_cases"]))
     w.add("scan_check_gpu.csv", _section("scan_timing", scan_check.time_backends, backends, device, **g["scan_timing"]))
 
     torch.manual_seed(0)

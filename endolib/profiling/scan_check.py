@@ -5,6 +5,8 @@ the backend saw (bf16 inputs are rounded first, then upcast), so the error is th
 Error = ||out - ref|| / ||ref|| per output; gradients: the worst over all differentiable inputs.
 """
 import logging
+import os
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -88,15 +90,34 @@ CASES = [  # (b, d, l, n, flags): streaming frame, long clip, odd sizes, without
 ]
 
 
+@contextmanager
+def _variant(label: str):
+    """'triton:flip' = backend 'triton' with its backward's reverse scan done by flips; else the backend."""
+    name, _, mode = label.partition(":")
+    old = os.environ.get("ENDOLIB_TRITON_REVERSE")
+    if mode:
+        os.environ["ENDOLIB_TRITON_REVERSE"] = mode
+    try:
+        yield name
+    finally:
+        if mode and old is None:
+            del os.environ["ENDOLIB_TRITON_REVERSE"]
+        elif mode:
+            os.environ["ENDOLIB_TRITON_REVERSE"] = old
+
+
 def check_backends(backends, device, cases=CASES, seed: int = 0, grad_max_elems: int = 2_000_000) -> list:
-    """Forward fp32 + bf16 and fp32 gradients for each backend and case (gradients on the smaller cases)."""
+    """Forward fp32 + bf16 and fp32 gradients for each backend and case (gradients on the smaller cases).
+    A backend label 'triton:flip' checks the Triton backward's alternative reverse scan."""
     rows = []
     for i, (b, d, l, n, flags) in enumerate(cases):
         for dtype in (torch.float32, torch.bfloat16):
             for backend in backends:
                 grad = dtype == torch.float32 and b * d * l <= grad_max_elems
                 try:
-                    rows.append(check_case(backend, device, dtype, b, d, l, n, seed + 17 * i, grad, **flags))
+                    with _variant(backend) as name:
+                        row = check_case(name, device, dtype, b, d, l, n, seed + 17 * i, grad, **flags)
+                    rows.append({**row, "backend": backend})
                 except Exception as e:  # a failing backend is a result, not a crash of the whole run
                     log.exception("scan check %s failed", backend)
                     rows.append(dict(backend=backend, dtype=str(dtype), b=b, d=d, l=l, n=n,
