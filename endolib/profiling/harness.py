@@ -1,8 +1,9 @@
 """Timing harness: streaming per-frame latency, clip throughput and peak memory, as tidy CSV rows.
 
 Every measurement warms up first, then times each call on its own: CUDA events on a GPU (the host clock
-never reads an unfinished device), `time.perf_counter` on a CPU. Peak memory is the CUDA allocator's peak
-on a GPU, and on a CPU the peak of live tensor storage seen by a dispatch mode (`CpuPeakMemory`).
+never reads an unfinished device), `time.perf_counter` on a CPU. Peak memory is the working memory of the
+measured calls, above what was allocated before them (weights, carried state and the input clip are not
+in it): the CUDA allocator's peak on a GPU, on a CPU the peak of live tensor storage (`CpuPeakMemory`).
 A row is one measurement: model, mode, backend, dtype, batch, frames seen, median / p90 latency, FPS,
 peak memory, plus the environment (`environment()`).
 """
