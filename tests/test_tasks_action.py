@@ -79,3 +79,19 @@ def test_cached_clips_linear_probe_equals_the_clip_forward():
     losses = [r["value"] for r in res.history if r["metric"] == "loss"]
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert all(not p.requires_grad for p in m.backbone.parameters())
+
+
+def test_grid_pool_keeps_token_positions_and_views_multiply_the_cache():
+    torch.manual_seed(0)
+    bb = create_model("endomamba_nano", num_classes=0, img_size=IMG)
+    m = action.ClipClassifier(bb, 4, pool="grid").eval()
+    x = torch.randn(2, 3, 3, IMG, IMG)
+    with torch.no_grad():
+        feats = m.clip_features(x)
+        ref = bb.forward_features(x).mean(1).flatten(1)
+    assert feats.shape == (2, bb.num_tokens * bb.embed_dim) and torch.allclose(feats, ref, atol=1e-6)
+    assert m(x).shape == (2, 4)
+    with pytest.raises(ValueError, match="pool"):
+        action.ClipClassifier(bb, 4, pool="max")
+    cache = action.CachedClips(_model(3), ColourActions(n=6), batch_size=4, views=2)
+    assert len(cache) == 12 and torch.equal(cache.labels[:6], cache.labels[6:])

@@ -11,26 +11,37 @@ import numpy as np
 import torch
 from torch import nn
 
-class ClipClassifier(nn.Module):
-    """EndoMamba features (B, T, C) -> mean over T -> Linear -> (B, classes).
+POOLS = ("mean", "grid")
 
+
+class ClipClassifier(nn.Module):
+    """EndoMamba tokens -> pooled clip feature -> parameter-free BN -> Linear -> (B, classes).
+
+    pool 'mean': the backbone's frame features (mean over a frame's tokens), averaged over the clip
+    (C values). pool 'grid': every token position (cls + patch grid) averaged over the clip and kept
+    apart ((N+1)·C values), so where things are in the frame survives the pooling.
     Linear probe vs fine-tune is decided by the engine (``FitConfig.mode`` freezes ``.backbone``)."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.0):
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.0, pool: str = "mean"):
         super().__init__()
         if getattr(backbone, "num_classes", 0):
             raise ValueError(f"the backbone must return features (create it with num_classes=0); "
                              f"it has num_classes={backbone.num_classes}.")
-        self.backbone = backbone
-        self.norm = nn.BatchNorm1d(backbone.embed_dim, affine=False, eps=1e-6)  # MAE linear-probe recipe
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}.")
+        self.backbone, self.pool = backbone, pool
+        dim = backbone.embed_dim * (backbone.num_tokens if pool == "grid" else 1)
+        self.norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6)  # MAE linear-probe recipe
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(backbone.embed_dim, num_classes)
+        self.head = nn.Linear(dim, num_classes)
 
     def clip_features(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, 3, T, H, W) -> (B, C): frame features averaged over the clip
+        # x: (B, 3, T, H, W) -> (B, C) ('mean') or (B, (N+1)*C) ('grid'), averaged over the clip
         frozen = not any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            return self.backbone(x).float().mean(1)
+            if self.pool == "mean":
+                return self.backbone(x).float().mean(1)
+            return self.backbone.forward_features(x).float().mean(1).flatten(1)
 
     def classify(self, feats: torch.Tensor) -> torch.Tensor:
         # feats: (B, C) -> (B, classes)
@@ -48,15 +59,19 @@ def action_loss(model: ClipClassifier, batch: dict) -> torch.Tensor:
 
 
 class CachedClips(torch.utils.data.Dataset):
-    """Items {'feats': (C,), 'label': int}: each clip's pooled feature from a frozen backbone, computed once."""
+    """Items {'feats': (C,), 'label': int}: each clip's pooled feature from a frozen backbone, computed once.
+
+    views > 1 reads the dataset that many times: a training split draws a new random (augmented)
+    clip of every video at each read, so the head sees several views of each video."""
 
     @torch.no_grad()
-    def __init__(self, model: ClipClassifier, dataset, batch_size: int = 8, device="cpu"):
+    def __init__(self, model: ClipClassifier, dataset, batch_size: int = 8, device="cpu", views: int = 1):
         model.to(device).eval()
         feats, labels = [], []
-        for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            feats.append(model.clip_features(batch["video"].to(device)).cpu())
-            labels.append(batch["label"])
+        for _ in range(views):
+            for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
+                feats.append(model.clip_features(batch["video"].to(device)).cpu())
+                labels.append(batch["label"])
         self.feats, self.labels = torch.cat(feats), torch.cat(labels)
 
     def __len__(self):
@@ -66,11 +81,15 @@ class CachedClips(torch.utils.data.Dataset):
         return {"feats": self.feats[i], "label": self.labels[i]}
 
 
-def fit_clips(model: ClipClassifier, data, cfg):
-    """linear: pooled features of the training clips cached once, then the head trains; finetune: clips."""
+def fit_clips(model: ClipClassifier, data, cfg, views: int = 1):
+    """linear: pooled features of `views` random clips per training video cached, then the head trains;
+    finetune: everything trains on the clips."""
     from endolib.tasks.engine import fit, resolve_device
 
-    train = CachedClips(model, data.train, device=resolve_device(cfg.device)) if cfg.mode == "linear" else data.train
+    if cfg.mode == "linear":
+        train = CachedClips(model, data.train, device=resolve_device(cfg.device), views=views)
+    else:
+        train = data.train
     return fit(model, train, action_loss, cfg)
 
 
@@ -100,8 +119,8 @@ def majority_class(labels) -> int:
     return int(np.bincount(np.asarray(labels, dtype=int).ravel()).argmax())
 
 
-def build_model(backbone: nn.Module, num_classes: int = 16, dropout: float = 0.0) -> ClipClassifier:
-    return ClipClassifier(backbone, num_classes, dropout=dropout)
+def build_model(backbone: nn.Module, num_classes: int = 16, dropout: float = 0.0, pool: str = "mean") -> ClipClassifier:
+    return ClipClassifier(backbone, num_classes, dropout=dropout, pool=pool)
 
 
 loss_fn = action_loss
