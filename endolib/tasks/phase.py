@@ -30,7 +30,11 @@ from typing import Callable, Dict, Iterable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # the GPU benchmark machine may have no tqdm: run without progress bars
+    def tqdm(iterable, **_):
+        return iterable
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # the GPU benchmark machine may have no tqdm: run without progress bars
+    def tqdm(iterable, **_):
+        return iterable
 
 from endolib.tasks.phase import PerFrameModel, _head_out, stream_outputs, video_labels
 
