@@ -186,3 +186,20 @@ def test_result_rows_schema_and_checkpoint_label(tmp_path):
     write_result_rows(rows, tmp_path / "phase.csv")
     df = read_results(tmp_path)
     assert len(df) == 2 and set(df["metric"]) == {"accuracy", "jaccard"}
+
+
+def test_evaluate_online_scores_model_and_majority_baseline():
+    from types import SimpleNamespace
+
+    m = _model(3)
+    rng = np.random.default_rng(2)
+    data = SimpleNamespace(classes=["a", "b", "c"], train_videos=[("t", None, {"phase": np.array([2, 2, 0, 1])})],
+                           test_videos=[(f"v{i}", torch.randn(3, 6 + i, IMG, IMG),
+                                         {"phase": np.sort(rng.integers(0, 3, 6 + i))}) for i in range(2)])
+    ev = phase.evaluate_online(m, data, "autolaparo", chunk=4)
+    assert ev.majority == 2 and len(ev.rows) == 2
+    expected = {f"{k}{s}" for k in phase.PHASE_METRICS for s in ("", "_relaxed")} | {"jaccard_pooled", "f1_pooled"}
+    assert set(ev.scores) == set(ev.baseline) == expected
+    acc = np.mean([np.mean(v[2]["phase"] == 2) for v in data.test_videos])
+    assert ev.baseline["accuracy"] == pytest.approx(acc)
+    assert ev.table.shape == (len(expected), 2)

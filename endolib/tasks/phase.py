@@ -342,8 +342,11 @@ def evaluate_online(model: PerFrameModel, data: SimpleNamespace, dataset: str, c
                     device="cpu") -> SimpleNamespace:
     """Stream the evaluation videos; score model and majority baseline, strict and relaxed boundary.
 
-    -> namespace(rows, baseline_rows, majority, scores, baseline: {metric[_relaxed]: value}, table)."""
+    Also EndoMamba's own AutoLaparo protocol (frame-pooled macro Jaccard / F1, ``*_pooled``).
+    -> namespace(rows, baseline_rows, majority, scores, baseline: {metric[_relaxed|_pooled]: value}, table)."""
     import pandas as pd
+
+    from endolib.metrics.phase import pooled_phase_metrics
 
     k = len(data.classes)
     rows = predict_videos(model, data.test_videos, chunk=chunk, device=device)
@@ -355,6 +358,8 @@ def evaluate_online(model: PerFrameModel, data: SimpleNamespace, dataset: str, c
         for relaxed in (False, True):
             s = phase_scores(r, k, dataset=dataset, relaxed=relaxed)
             out[name].update({m + ("_relaxed" if relaxed else ""): s[m] for m in PHASE_METRICS})
+        pooled = pooled_phase_metrics([x[1] for x in r], [x[2] for x in r], num_classes=k)
+        out[name].update({f"{m}_pooled": pooled[m] for m in ("jaccard", "f1")})
     table = pd.DataFrame({"EndoMamba (streamed)": out["scores"],
                           f"majority phase ({data.classes[majority]})": out["baseline"]})
     return SimpleNamespace(rows=rows, baseline_rows=base_rows, majority=majority, table=table, **out)
