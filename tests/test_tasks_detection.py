@@ -14,8 +14,25 @@ def _backbone(seed=0):
     return create_model("endomamba_nano", num_classes=0, img_size=32)
 
 
-def test_head_shapes():
+def test_boxmask_head_encode_decode_round_trip():
     model = det.build_model(_backbone()).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 3, 32, 32))
+    assert model.head.stride == 2 and out["boxmask"].shape == (6, 1, 16, 16)
+    boxes = [torch.tensor([[2.0, 4.0, 10.0, 12.0], [20.0, 2.0, 30.0, 26.0]]), torch.zeros(0, 4)]
+    target = det.box_masks(boxes, (16, 16), stride=2)
+    assert target[0].sum() == 16 + 60 and target[1].sum() == 0
+    dec = det.decode({"boxmask": (target * 2 - 1) * 20}, stride=2)
+    got = dec[0]["boxes"][dec[0]["boxes"][:, 0].argsort()]
+    assert torch.equal(got, boxes[0]) and len(dec[1]["boxes"]) == 0
+    regions = det.components(np.array([[1, 1, 0, 1], [0, 1, 0, 1], [1, 0, 0, 0]], dtype=bool))
+    assert sorted(len(r[0]) for r in regions) == [1, 2, 3]
+    with pytest.raises(ValueError, match="class-agnostic"):
+        det.build_model(_backbone(), num_classes=2)
+
+
+def test_head_shapes():
+    model = det.build_model(_backbone(), head="centernet").eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 3, 32, 32))
     assert model.head.stride == 4
@@ -134,10 +151,10 @@ class BlobClips(torch.utils.data.Dataset):
         return {"video": self.videos[i], "boxes": self.boxes[i]}
 
 
-@pytest.mark.parametrize("mode", ["linear", "finetune"])
-def test_tiny_run_loss_falls(mode):
+@pytest.mark.parametrize("mode,head", [("linear", "centernet"), ("finetune", "centernet"), ("linear", "boxmask")])
+def test_tiny_run_loss_falls(mode, head):
     data = BlobClips()
-    model = det.build_model(_backbone())
+    model = det.build_model(_backbone(), head=head)
     cfg = FitConfig(mode=mode, epochs=8, batch_size=4, lr=5e-3, backbone_lr_mult=1.0, warmup_steps=1,
                     log_every=3, progress=False)
     res = fit(model, data, det.loss_fn, cfg, collate_fn=collate_keep_lists)

@@ -1,22 +1,26 @@
-"""KUMC polyp detection: a CenterNet-style head on the upsampled token grid; precision / recall / F1 at IoU ≥ 0.5.
+"""KUMC polyp detection: simple documented heads on the upsampled token grid; precision / recall / F1 at IoU ≥ 0.5.
 
-Head (documented choice, after CenterNet "Objects as Points", single scale): the patch-token grid of
-each frame is upsampled by `stages` ×2 stages (stride = patch / 2^stages, 4 by default) with the
-shared progressive decoder; three 3×3-conv branches then predict, per cell,
-  - a class heatmap (sigmoid): peak 1 at each box centre, a Gaussian around it (σ = box side / 6·stride);
-  - the box size as log(w / stride), log(h / stride);
-  - the offset from the cell's corner to the box centre (in cells).
-Training: the penalty-reduced focal loss of CenterNet on the heatmap; L1 on log-size and offset at
-every cell where the box's Gaussian is ≥ 0.3, weighted by it (as TTFNet does: many cells per box
-instead of CenterNet's one, which trains the box branches much faster on small data). Decoding: 3×3 max-pool peaks, top-k, score threshold, then class-wise NMS (IoU 0.5).
-By default the head is class-agnostic (one class, 'polyp': adenomatous and hyperplastic boxes merged,
-as polyp detection is scored); `num_classes=2` uses the loader's `box_labels` instead.
+Two heads share the progressive decoder of segmentation (the patch-token grid of each frame upsampled
+by ×2 stages):
+
+- `'boxmask'` (default; stride 2 px): one logit per cell, "is this cell inside a polyp box", trained
+  with BCE + soft Dice; boxes are the extents of the connected regions (4-neighbour) of the map above
+  0.5, scored by the region's highest probability. Local, dense targets: the box size follows the
+  image evidence, which generalises across polyp sizes on little data (KUMC has few training videos).
+  Touching polyps merge into one box (rare in KUMC).
+- `'centernet'` (stride 4 px; after CenterNet "Objects as Points"): a class heatmap with a Gaussian
+  bump at each box centre (σ = box side / 6, penalty-reduced focal loss), the log box size and the
+  centre offset, regressed at every cell whose Gaussian is ≥ 0.3 and weighted by it (as TTFNet does);
+  decoding: 3×3 max-pool peaks, top-k, score threshold, class-wise NMS (IoU 0.5). `num_classes=2`
+  keeps adenomatous / hyperplastic apart using the loader's `box_labels`.
+
+By default detection is class-agnostic (one class, 'polyp': both kinds merged).
 
 Metric (`endolib.metrics.detection`): over all test frames, predictions with score ≥ `score_thr` are
 matched greedily (highest score first) to unmatched ground truth boxes with IoU ≥ 0.5: precision =
 TP / predictions, recall = TP / ground truth boxes, F1 their harmonic mean (box level, DESIGN §6);
-also Endo-FM's frame-level F1 (boxes' positions ignored), which its KUMC numbers use. Trivial baselines: no boxes (all 0) and one box of
-the mean training size at the frame centre in every frame.
+also Endo-FM's frame-level F1 (boxes' positions ignored). Trivial baselines: no boxes (all 0) and one
+box of the mean training size at the frame centre in every frame.
 """
 import logging
 import math
@@ -64,9 +68,90 @@ class CenterNetHead(nn.Module):
         return {"heat": self.heat(f), "size": self.size(f), "offset": self.offset(f)}
 
 
-def build_model(backbone: nn.Module, num_classes: int = 1, stages: int = 2) -> TaskModel:
-    head = CenterNetHead(backbone.embed_dim, backbone.grid_size, backbone.patch_size, num_classes, stages)
-    return TaskModel(backbone, head)
+class BoxMaskHead(nn.Module):
+    """tokens (B, T, N+1, C) -> {'boxmask': (B*T, 1, h, w) logits}: is this cell inside a polyp's box?
+
+    Boxes are read back as the extents of the connected regions of the map (`decode_boxmask`): a
+    dense, local target, so the box size follows the image evidence instead of a regressed number."""
+
+    def __init__(self, dim: int, grid_size: tuple, patch_size: int, stages: int = 3, width: int = 128):
+        super().__init__()
+        if patch_size % (2 ** stages):
+            raise ValueError(f"patch_size {patch_size} is not divisible by 2**stages = {2 ** stages}.")
+        self.grid_size, self.num_classes = tuple(grid_size), 1
+        self.stride = patch_size // 2 ** stages
+        self.decoder = UpsampleDecoder(dim, width=width, stages=stages)
+        self.out = nn.Conv2d(self.decoder.out_dim, 1, 1)
+        nn.init.constant_(self.out.bias, -2.0)
+
+    def forward(self, tokens: torch.Tensor) -> dict:
+        return {"boxmask": self.out(self.decoder(token_grid(tokens, self.grid_size).float()))}
+
+
+HEADS = ("boxmask", "centernet")
+
+
+def build_model(backbone: nn.Module, head: str = "boxmask", num_classes: int = 1, stages=None) -> TaskModel:
+    """backbone + detection head: 'boxmask' (default; stride 2) or 'centernet' (stride 4, num_classes)."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
+    args = (backbone.embed_dim, backbone.grid_size, backbone.patch_size)
+    if head == "boxmask":
+        if num_classes != 1:
+            raise ValueError("the 'boxmask' head is class-agnostic; use head='centernet' for num_classes > 1.")
+        return TaskModel(backbone, BoxMaskHead(*args, stages=3 if stages is None else stages))
+    return TaskModel(backbone, CenterNetHead(*args, num_classes, 2 if stages is None else stages))
+
+
+def box_masks(boxes: list, shape: tuple, stride: int) -> torch.Tensor:
+    """Boxes of B*T frames (xyxy pixels) -> (BT, 1, h, w) float: 1 where the cell's centre is inside a box."""
+    h, w = shape
+    cy = (torch.arange(h, dtype=torch.float32) + 0.5).view(h, 1) * stride
+    cx = (torch.arange(w, dtype=torch.float32) + 0.5).view(1, w) * stride
+    out = torch.zeros(len(boxes), 1, h, w)
+    for i, bx in enumerate(boxes):
+        for x1, y1, x2, y2 in torch.as_tensor(bx, dtype=torch.float32).reshape(-1, 4).tolist():
+            out[i, 0] = torch.maximum(out[i, 0], ((cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)).float())
+    return out
+
+
+def components(binary: np.ndarray) -> list:
+    """4-connected regions of a (h, w) bool map -> list of (rows, cols) index arrays."""
+    seen, regions = np.zeros_like(binary, dtype=bool), []
+    h, w = binary.shape
+    for y0, x0 in zip(*np.nonzero(binary)):
+        if seen[y0, x0]:
+            continue
+        stack, cells = [(y0, x0)], []
+        seen[y0, x0] = True
+        while stack:
+            y, x = stack.pop()
+            cells.append((y, x))
+            for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= yy < h and 0 <= xx < w and binary[yy, xx] and not seen[yy, xx]:
+                    seen[yy, xx] = True
+                    stack.append((yy, xx))
+        cells = np.array(cells)
+        regions.append((cells[:, 0], cells[:, 1]))
+    return regions
+
+
+def decode_boxmask(out: dict, stride: int, score_thr: float = 0.05, min_cells: int = 2) -> list:
+    """Box-mask logits -> per frame dict(boxes, scores = the region's highest probability, labels), best first."""
+    prob = torch.sigmoid(out["boxmask"].float())[:, 0].cpu().numpy()  # (BT, h, w)
+    results = []
+    for p in prob:
+        boxes, sc = [], []
+        for ys, xs in components(p > 0.5):
+            score = float(p[ys, xs].max())
+            if len(ys) >= min_cells and score >= score_thr:
+                boxes.append([xs.min() * stride, ys.min() * stride, (xs.max() + 1) * stride, (ys.max() + 1) * stride])
+                sc.append(score)
+        order = np.argsort(-np.asarray(sc)) if sc else np.zeros(0, dtype=int)
+        results.append({"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)[order],
+                        "scores": torch.tensor(sc, dtype=torch.float32)[order],
+                        "labels": torch.zeros(len(sc), dtype=torch.long)})
+    return results
 
 
 def encode_targets(boxes: list, labels: list, shape: tuple, stride: int, num_classes: int,
@@ -122,9 +207,17 @@ def flat_boxes(batch: dict, with_labels: bool = False) -> tuple:
 
 
 def loss_fn(model: TaskModel, batch: dict):
-    """Focal heatmap loss + Gaussian-weighted L1 on log-size and centre offset. batch: video, boxes (see flat_boxes)."""
+    """boxmask head: BCE + soft Dice on the box map. centernet head: focal heatmap loss + Gaussian-weighted
+    L1 on log-size and centre offset. batch: video, boxes (see flat_boxes)."""
     out = model(batch["video"])
     head = model.head
+    if "boxmask" in out:
+        from endolib.tasks.segmentation import soft_dice_loss
+        target = box_masks(flat_boxes(batch)[0], out["boxmask"].shape[-2:], head.stride).to(out["boxmask"].device)
+        logits = out["boxmask"].float()
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, target)
+        dice = soft_dice_loss(logits, target)
+        return bce + dice, {"bce": bce, "soft_dice": dice}
     boxes, labels = flat_boxes(batch, with_labels=head.num_classes > 1)
     tgt = encode_targets(boxes, labels, out["heat"].shape[-2:], head.stride, head.num_classes)
     tgt = {k: v.to(out["heat"].device) for k, v in tgt.items()}
@@ -161,6 +254,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float = 0.5) -> torch.Te
 
 def decode(out: dict, stride: int, top_k: int = 20, score_thr: float = 0.05, nms_iou: float = 0.5) -> list:
     """Head outputs -> per frame dict(boxes (k, 4) xyxy pixels, scores (k,), labels (k,)), best first."""
+    if "boxmask" in out:
+        return decode_boxmask(out, stride, score_thr)
     heat = torch.sigmoid(out["heat"].float())
     peaks = heat * (nn.functional.max_pool2d(heat, 3, 1, 1) == heat)
     n, k, h, w = heat.shape
