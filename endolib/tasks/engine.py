@@ -315,6 +315,16 @@ def _log_train(state: dict, lr: float) -> None:
     state["acc"] = {"sums": {}, "n": 0}
 
 
+def _advance(state: dict, n: int, batch_size: int, values: dict) -> None:
+    """One step done: move the step counter and the position in the epoch; accumulate the train logs."""
+    state["step"] += 1
+    state["pos"] = min(n, state["pos"] + batch_size)
+    acc = state["acc"]
+    for k, v in values.items():
+        acc["sums"][k] = acc["sums"].get(k, 0.0) + v
+    acc["n"] += 1
+
+
 def _log_eval(state: dict, metrics: dict) -> None:
     for k, v in metrics.items():
         state["history"].append({"step": state["step"], "epoch": state["epoch"], "split": "val",
@@ -362,12 +372,7 @@ def fit(model: nn.Module, train_set, loss_fn: Callable, cfg: FitConfig, *, evalu
         _train_mode(model, cfg.mode)
         for batch in _loader(train_set, cfg, state["epoch"], state["pos"], collate_fn, device):
             loss, logs = _train_step(model, to_device(batch, device), loss_fn, opt, sched, cfg, amp, device)
-            state["step"] += 1
-            state["pos"] = min(n, state["pos"] + cfg.batch_size)
-            acc = state["acc"]
-            for k, v in {"loss": loss, **logs}.items():
-                acc["sums"][k] = acc["sums"].get(k, 0.0) + v
-            acc["n"] += 1
+            _advance(state, n, cfg.batch_size, {"loss": loss, **logs})
             pbar.update(1)
             pbar.set_postfix(loss=f"{loss:.4f}", epoch=state["epoch"])
             if state["step"] % max(1, cfg.log_every) == 0 or state["step"] == total:
