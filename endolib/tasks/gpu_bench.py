@@ -15,6 +15,7 @@ torch, numpy, pandas, einops, yaml (no video I/O). Budget: about 3 minutes on on
 import argparse
 import importlib
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,26 @@ FAMILIES = ("classification", "segmentation", "detection", "phase", "triplet", "
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _ensure_tqdm() -> None:
+    """The GPU machine has no tqdm; task modules that import it at the top get a silent stand-in."""
+    try:
+        import tqdm.auto  # noqa: F401
+    except ImportError:
+        import types
+
+        def tqdm(iterable=None, *args, **kwargs):  # progress bars are off in benchmarks anyway
+            return iterable if iterable is not None else types.SimpleNamespace(
+                update=lambda *a, **k: None, close=lambda: None, set_postfix=lambda *a, **k: None)
+
+        pkg, auto = types.ModuleType("tqdm"), types.ModuleType("tqdm.auto")
+        pkg.tqdm = auto.tqdm = tqdm
+        pkg.auto = auto
+        for name, module in (("tqdm", pkg), ("tqdm.auto", auto)):
+            if sys.modules.get(name) is None:
+                sys.modules[name] = module
+        log.info("tqdm is not installed: using a silent stand-in")
 
 
 def bench_family(family: str, args, device, dtype) -> dict:
@@ -69,6 +90,7 @@ def run(args) -> list:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     base = {"device": name, "torch": torch.__version__, "backend": backend_name(device),
             "dtype": str(dtype).replace("torch.", "")}
+    _ensure_tqdm()
     rows = []
     for family in args.families:
         row = {**base, "task": family}
