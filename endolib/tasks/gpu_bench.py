@@ -14,6 +14,7 @@ torch, numpy, pandas, einops, yaml (no video I/O). Budget: about 3 minutes on on
 """
 import argparse
 import importlib
+import importlib.machinery
 import logging
 import sys
 import time
@@ -43,6 +44,8 @@ def _ensure_tqdm() -> None:
                 update=lambda *a, **k: None, close=lambda: None, set_postfix=lambda *a, **k: None)
 
         pkg, auto = types.ModuleType("tqdm"), types.ModuleType("tqdm.auto")
+        pkg.__spec__ = importlib.machinery.ModuleSpec("tqdm", None, is_package=True)
+        auto.__spec__ = importlib.machinery.ModuleSpec("tqdm.auto", None)
         pkg.tqdm = auto.tqdm = tqdm
         pkg.auto = auto
         for name, module in (("tqdm", pkg), ("tqdm.auto", auto)):
