@@ -82,5 +82,7 @@ def ablation_plot(df: pd.DataFrame):
         sns.stripplot(data=df, x="variant", y=col, hue="seed", ax=ax, dodge=False, palette="dark", size=6)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("")
+        if ax is not axes[-1] and ax.get_legend() is not None:
+            ax.get_legend().remove()
     fig.tight_layout()
     return fig
