@@ -203,3 +203,20 @@ def test_evaluate_online_scores_model_and_majority_baseline():
     acc = np.mean([np.mean(v[2]["phase"] == 2) for v in data.test_videos])
     assert ev.baseline["accuracy"] == pytest.approx(acc)
     assert ev.table.shape == (len(expected), 2)
+
+
+def test_finetune_on_whole_videos_trains_through_the_engine():
+    from types import SimpleNamespace
+
+    m = _model(3)
+    ds = ColourPhases(n=4, t=6)
+    vids = [(f"v{i}", ds.videos[i], {"phase": ds.labels[i].numpy()}) for i in range(4)]
+    whole = phase.WholeVideos(vids, max_frames=5)
+    assert len(whole) == 4 and whole[0]["video"].shape == (3, 5, IMG, IMG) and whole[0]["phase"].shape == (5,)
+    data = SimpleNamespace(train_videos=vids, train=None)
+    cfg = phase.fit_config("finetune", epochs=6, batch_size=4, lr=3e-3, device="cpu", progress=False, log_every=1)
+    res = phase.fit_per_frame(m, data, phase.loss_fn, cfg, finetune_on="videos")  # batch size forced to 1
+    losses = [r["value"] for r in res.history if r["metric"] == "loss"]
+    assert res.steps == 24 and np.mean(losses[-4:]) < np.mean(losses[:4])
+    with pytest.raises(ValueError, match="finetune_on"):
+        phase.fit_per_frame(m, data, phase.loss_fn, cfg, finetune_on="frames")

@@ -22,6 +22,7 @@ The pieces shared with the other per-frame task families (triplets, localization
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -145,6 +146,26 @@ class CachedFrames(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return {"feats": self.feats[i], **{k: v[i] for k, v in self.labels.items()}}
+
+
+class WholeVideos(torch.utils.data.Dataset):
+    """Items {'video': (3, T, H, W), <label key>: (T, ...)}: whole training videos, for fine-tuning on the
+    same long causal context the online evaluation has (batch size 1: videos differ in length).
+
+    Decoded once and kept in memory, and the backward pass holds activations of all T frames: fine
+    for the embedded default (a few hundred frames at 64²), not for full-length real videos at 224²
+    (use clips there, or a GPU with a short `max_frames`)."""
+
+    def __init__(self, videos, keys=("phase",), max_frames: int | None = None):
+        self.items = [(frames[:, :max_frames], {k: torch.as_tensor(np.asarray(lab[k]))[:max_frames] for k in keys})
+                      for _vid, frames, lab in videos]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        frames, labels = self.items[i]
+        return {"video": frames, **labels}
 
 
 def _head_out(model: PerFrameModel, batch: dict) -> Dict[str, torch.Tensor]:
@@ -323,16 +344,24 @@ def fit_config(mode: str, epochs=None, batch_size=None, lr=None, **kw):
 
 
 def fit_per_frame(model: PerFrameModel, data: SimpleNamespace, loss: Callable, cfg, keys=("phase",),
-                  chunk: int = 8):
+                  chunk: int = 8, finetune_on: str = "clips"):
     """Train a per-frame model with the shared engine.
 
     linear: the frozen backbone streams every whole training video once (CachedFrames) and the heads
     train on those per-frame features, i.e. on exactly what the online evaluation computes.
-    finetune: everything trains on the training clips (`data.train`, labels per frame)."""
+    finetune: everything trains, on the training clips (`finetune_on='clips'`, the reference recipe)
+    or on whole training videos (`'videos'`, batch size 1: the online evaluation's long context)."""
     from endolib.tasks.engine import fit, resolve_device
 
+    if finetune_on not in ("clips", "videos"):
+        raise ValueError(f"finetune_on must be 'clips' or 'videos', got {finetune_on!r}.")
     if cfg.mode == "linear":
         train = CachedFrames(model.backbone, data.train_videos, keys, chunk, resolve_device(cfg.device))
+    elif finetune_on == "videos":
+        if cfg.batch_size != 1:
+            log.warning("fine-tuning on whole videos: batch_size %d -> 1 (the videos differ in length)", cfg.batch_size)
+            cfg = dataclasses.replace(cfg, batch_size=1)
+        train = WholeVideos(data.train_videos, keys)
     else:
         train = data.train
     return fit(model, train, loss, cfg)
