@@ -89,7 +89,7 @@ def test_backend_choice_visible_and_overridable(monkeypatch):
 
 
 def _grads(fn, base, dtype, through_state):
-    inp = {k: v.to(dtype).requires_grad_(True) for k, v in base.items()}
+    inp = {k: v.detach().to(dtype).clone().requires_grad_(True) for k, v in base.items()}
     y, h = fn(**inp, delta_softplus=True, return_last_state=True)
     w = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(y.device)
     loss = (y.double() * w).sum() + (h.double().pow(2).sum() if through_state else 0)
