@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from endolib.pretrain.batches import NoiseClips, StepBatchSampler
+from endolib.pretrain.batches import StepBatchSampler
 from endolib.pretrain.config import PretrainConfig
 from endolib.pretrain.loop import SimulatedKill, lr_factor, train
 

@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from endolib.models import create_model
-from endolib.models.videomamba import create_videomamba
 from endolib.pretrain.teachers import (EncoderTeacher, VideoMambaTeacher, build_teacher, check_fits, load_encoder,
                                        save_encoder)
 

@@ -9,12 +9,10 @@ import csv
 import logging
 import math
 import os
-import random
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
@@ -26,7 +24,7 @@ from endolib.pretrain.config import PretrainConfig
 from endolib.pretrain.masking import make_mask
 from endolib.pretrain.model import PretrainModel
 from endolib.pretrain.teachers import build_backbone, build_teacher, save_encoder
-from endolib.utils import atomic_save, load_checkpoint_file, seed_everything
+from endolib.utils import atomic_save, get_rng_state, load_checkpoint_file, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("step", "lr", "loss", "loss_rec", "loss_align", "grad_norm")
@@ -89,21 +87,6 @@ def amp_dtype(cfg: PretrainConfig, device: torch.device):
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[mode]
 
 
-def rng_state() -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def set_rng_state(st: dict) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
 class MetricsLog:
     """metrics.csv (rows after the resume step are dropped on resume) and TensorBoard when installed."""
 
@@ -152,7 +135,7 @@ def _reduce_mean(values: dict, world: int, device) -> dict:
 
 def _checkpoint(run, step: int) -> dict:
     return {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-            "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(), "rng": rng_state(),
+            "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(), "rng": get_rng_state(),
             "step": step, "config": run.cfg.to_dict()}
 
 

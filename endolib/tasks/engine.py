@@ -19,13 +19,11 @@ run sees exactly the batches the uninterrupted run would have seen, with any num
 """
 import logging
 import math
-import random
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -35,7 +33,8 @@ try:  # optional: the GPU benchmark machine has no tqdm
 except ImportError:  # pragma: no cover
     tqdm = None
 
-from endolib.utils import atomic_save, atomic_write_text, load_checkpoint_file, seed_everything
+from endolib.utils import (atomic_save, atomic_write_text, get_rng_state, load_checkpoint_file, seed_everything,
+                           set_rng_state)
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +118,6 @@ class SeededItems(Dataset):
             return self.dataset[index]
         finally:
             set_rng_state(states)
-
-
-def get_rng_state(cuda: bool = True) -> dict:
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if cuda and torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def set_rng_state(st: dict) -> None:
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
 
 
 def to_device(batch, device):

@@ -97,7 +97,7 @@ def write_autolaparo(root: Path, rng, videos=(6, 2, 4), seconds=(120, 200), fps:
 
 def eye_video(rng, seconds: int, fps: int, size) -> tuple[dict, dict, list]:
     """A cataract operation; returns (render, schedule, phase ids of the OphNet list per frame)."""
-    script, cues, order = [], {k: [] for k in S.EYE_CUES}, []
+    script, cues = [], {k: [] for k in S.EYE_CUES}
     for p, spec in enumerate(S.EYE_PHASES):
         if p and rng.uniform() < 0.35:  # an idle "Step Interval" between two steps
             script.append(S.EYE_GAP)
