@@ -123,10 +123,11 @@ def write_result_rows(rows, path) -> Path:
 
 
 def read_results(results_dir=None) -> pd.DataFrame:
-    """All `<task>.csv` tables of `results_dir` (default outputs/results) concatenated."""
+    """All result tables of `results_dir` (default outputs/results) concatenated; other CSVs there
+    (manifest tables, the pretraining ablation, speed tables) have another schema and are left out."""
     results_dir = Path(results_dir) if results_dir is not None else OUTPUTS / "results"
-    frames = [pd.read_csv(p) for p in sorted(results_dir.glob("*.csv"))]
-    frames = [_apply_aliases(f) for f in frames if not f.empty]
+    frames = [_apply_aliases(pd.read_csv(p)) for p in sorted(results_dir.glob("*.csv"))]
+    frames = [f for f in frames if not f.empty and {"task", "metric", "value"} <= set(f.columns)]
     if not frames:
         return pd.DataFrame(columns=list(RESULT_COLUMNS))
     df = pd.concat(frames, ignore_index=True)

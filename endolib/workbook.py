@@ -1,4 +1,5 @@
-"""The main job: execute every numbered notebook with papermill; executed copies land in outputs/notebooks/.
+"""The main job: execute every numbered notebook with papermill (executed copies in outputs/notebooks/), then
+write outputs/results/summary.md from every result table.
 
     python -m endolib.workbook                 # all notebooks, embedded synthetic default
     python -m endolib.workbook --only 03 04    # a subset, by number prefix
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
         return 1
     for name, err in results.items():
         print(f"{'FAIL' if err else 'ok  '} {name}" + (f"  -- {err}" if err else ""))
+    from endolib.reporting import build_summary
+    print(f"results summary (ours beside the paper's figures): {build_summary()}")
     failed = [n for n, e in results.items() if e]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
