@@ -8,6 +8,7 @@ from endolib.models.mamba import RMSNorm
 from endolib.profiling import floor, harness, scan_check, suite
 from endolib.profiling.baselines import build_baseline
 from endolib.profiling.fast_stream import FastStream, embed_at, fuse_norms
+from endolib.profiling.fused_mixer import fuse_bidirectional
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +200,26 @@ def test_plots_and_summary_from_rows(tmp_path):
     ax = plots.plot_vs_frames(df, "fps", floor_fps=2000.0)
     assert len(ax.get_lines()) == 4  # two curves, the paper line, the floor line
     assert len(plots.plot_breakdown(df).patches) == 3
+
+
+def test_fused_bidirectional_mixer_equals_eager(nano):
+    """Both directions batched (one conv, one bmm per projection, grouped scan) == the two-branch forward."""
+    import copy
+    fused = copy.deepcopy(nano)
+    assert fuse_bidirectional(fused) == nano.num_spatial
+    for b in (1, 2):
+        x = torch.randn(b, 3, 2, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(fused.forward_features(x), nano.forward_features(x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="no stream state"):
+        fused.layers[0].mixer(torch.randn(1, 5, nano.embed_dim), nano.layers[-1].mixer.init_state(1))
+
+
+def test_fast_stream_fused_equals_eager_step(nano):
+    fs = FastStream(nano, dtype=torch.float32, fuse_bidir=True)
+    x = torch.randn(1, 3, 3, 32, 32)
+    st = nano.init_stream(1)
+    with torch.no_grad():
+        for t in range(3):
+            ref, st = nano.step(x[:, :, t:t + 1], st)
+            torch.testing.assert_close(fs.step(x[:, :, t:t + 1]), ref, rtol=1e-4, atol=1e-4)

@@ -80,6 +80,26 @@ def compare_all(device, seed=0) -> list:
     return out
 
 
+def compare_grouped(device, seed=0) -> list:
+    """selective_scan_grouped (directions stacked on the batch axis, own A / D / bias per group, strided
+    delta) vs the float64 loop run on each group's slice: relative errors per group."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    G, m, d, l, n = 2, int(torch.randint(1, 3, (1,), generator=g)), 6, int(torch.randint(65, 100, (1,), generator=g)), 16
+    u, dt, z, B, C = r(G * m, d, l), r(G * m, d, l) * 0.5 - 1, r(G * m, d, l), r(G * m, n, l), r(G * m, n, l)
+    A, D, bias = -torch.exp(r(G, d, n) * 0.5), r(G, d), r(G, d) * 0.3
+    to = lambda t: t.to(device)  # noqa: E731
+    y = scan_triton.selective_scan_grouped(to(u), to(dt).transpose(1, 2).contiguous().transpose(1, 2), to(A), to(B),
+                                           to(C), to(D), z=to(z), delta_bias=to(bias), delta_softplus=True)
+    errs = []
+    for i in range(G):
+        s = slice(i * m, (i + 1) * m)
+        yr = selective_scan_ref(u[s].double(), dt[s].double(), A[i].double(), B[s].double(), C[s].double(),
+                                D[i].double(), z=z[s].double(), delta_bias=bias[i].double(), delta_softplus=True)
+        errs.append(_rel(y[s], yr))
+    return errs
+
+
 def _assert_errors(rows):
     assert len(rows) == len(FLAG_SETS)
     for r in rows:
@@ -90,6 +110,17 @@ def _assert_errors(rows):
     # every optional input got a gradient somewhere
     seen = set().union(*(r["grads"] for r in rows))
     assert {"u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"} <= seen
+
+
+def _assert_grouped(errs):
+    assert len(errs) == 2 and max(errs) < 1e-5, errs
+
+
+def test_grouped_bad_shapes_say_what_was_expected():
+    x = torch.randn(3, 4, 8)
+    with pytest.raises(ValueError, match="multiple of the groups"):
+        scan_triton.selective_scan_grouped(x, x, -torch.rand(2, 4, 16), torch.randn(3, 16, 8), torch.randn(3, 16, 8),
+                                           torch.randn(2, 4))
 
 
 def test_import_and_availability_never_fail():
@@ -111,7 +142,9 @@ def test_bad_shapes_say_what_was_expected():
 @pytest.mark.parametrize("reverse", ["native", "flip"])
 def test_triton_matches_reference_cuda(reverse, monkeypatch):
     monkeypatch.setenv("ENDOLIB_TRITON_REVERSE", reverse)
-    _assert_errors(compare_all("cuda", seed=int.from_bytes(os.urandom(2), "little")))
+    seed = int.from_bytes(os.urandom(2), "little")
+    _assert_errors(compare_all("cuda", seed=seed))
+    _assert_grouped(compare_grouped("cuda", seed=seed))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
@@ -126,9 +159,12 @@ def test_triton_matches_reference_interpreter():
     seed = int.from_bytes(os.urandom(2), "little")
     proc = subprocess.run([sys.executable, __file__, str(seed)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"interpreter run failed (seed {seed}):\n{proc.stderr[-3000:]}"
-    _assert_errors(json.loads(proc.stdout.strip().splitlines()[-1]))
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    _assert_errors(res["rows"])
+    _assert_grouped(res["grouped"])
 
 
 if __name__ == "__main__":  # run by the interpreter test in a fresh process
     assert scan_triton.interpreting(), "set TRITON_INTERPRET=1 before running this file"
-    print(json.dumps(compare_all("cpu", seed=int(sys.argv[1]))))
+    print(json.dumps(dict(rows=compare_all("cpu", seed=int(sys.argv[1])),
+                          grouped=compare_grouped("cpu", seed=int(sys.argv[1])))))

@@ -64,7 +64,7 @@ if _HAVE_TRITON:
         return a1 * a2, a2 * b1 + b2
 
     @triton.jit
-    def _fwd_kernel(U, DT, A, Bm, Cm, Dv, Z, BIAS, H0, OUT, HLAST, HSAVE, L, DIM, NSTATE, NCHUNK,
+    def _fwd_kernel(U, DT, A, Bm, Cm, Dv, Z, BIAS, H0, OUT, HLAST, HSAVE, L, DIM, NSTATE, NCHUNK, GRP,
                     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sb_b, sb_n, sb_l, sc_b, sc_n, sc_l,
                     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                     SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE: tl.constexpr,
@@ -75,6 +75,10 @@ if _HAVE_TRITON:
         offs_t = tl.arange(0, CHUNK)
         dmask = offs_d < DIM
         dn_mask = dmask[:, None] & (offs_n < NSTATE)[None, :]
+        grp = pid_b // GRP  # parameter group of this batch element (A, D, bias of shape (groups, d, ...))
+        A = A + grp * DIM * NSTATE
+        Dv = Dv + grp * DIM
+        BIAS = BIAS + grp * DIM
         A_blk = tl.load(A + offs_d[:, None] * NSTATE + offs_n[None, :], mask=dn_mask, other=0.0).to(tl.float32)
         state_off = (pid_b * DIM + offs_d[:, None]) * NSTATE + offs_n[None, :]
         if HAS_H0:
@@ -228,10 +232,12 @@ def _check(u, delta, A, B, C, initial_state):
 
 
 def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
-    # u, delta, z: (b, d, l), B, C: (b, n, l), any strides -> out (b, d, l) contiguous in u.dtype,
+    # u, delta, z: (b, d, l), B, C: (b, n, l), any strides; A: (d, n) or (g, d, n) with D, delta_bias (g, d)
+    # (batch element i uses group i // (b // g)) -> out (b, d, l) contiguous in u.dtype,
     # last (b, d, n) fp32, hsave (b, d, chunks, n) fp32
     b, d, l = u.shape
-    n = A.shape[1]
+    n = A.shape[-1]
+    grp = b // A.shape[0] if A.dim() == 3 else b
     block_d, chunk, block_n, warps = _tiles(b, d, n, u.device)
     nchunk = max(1, math.ceil(l / chunk))
     out = torch.empty(b, d, l, device=u.device, dtype=u.dtype)
@@ -243,7 +249,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
         u, delta, A.float().contiguous(), B, C,
         D.float().contiguous() if D is not None else dummy, z if z is not None else dummy,
         delta_bias.float().contiguous() if delta_bias is not None else dummy,
-        h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk,
+        h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk, grp,
         *u.stride(), *delta.stride(), *(z.stride() if z is not None else (0, 0, 0)), *B.stride(), *C.stride(),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
         HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=chunk, BLOCK_N=block_n, num_warps=warps)
@@ -329,7 +335,7 @@ if _HAVE_TRITON:
 
         @_infer_op.register_fake
         def _(u, delta, A, B, C, D, z, delta_bias, h0, softplus):
-            return torch.empty_like(u), u.new_empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
+            return torch.empty_like(u), u.new_empty(u.shape[0], u.shape[1], A.shape[-1], dtype=torch.float32)
     except Exception as e:  # pragma: no cover - older torch
         log.debug("custom op registration failed (%s); torch.compile will graph-break at the scan", e)
 
@@ -346,6 +352,25 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     else:  # inference reads u, delta, z, B, C through their strides: no copies of transposed views
         out, last = _infer_op(*args, bool(delta_softplus))
     return (out, last) if return_last_state else out
+
+
+def selective_scan_grouped(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
+    """Inference scan over groups of batch elements with their own parameters, in ONE launch (Triton).
+
+    u, delta, z: (b, d, l); B, C: (b, n, l); A: (g, d, n); D, delta_bias: (g, d); b = g * m and batch
+    element i uses group i // m (e.g. a bidirectional layer's two directions stacked on the batch axis).
+    Returns y (b, d, l) in u's dtype; the same as `selective_scan` run on each group's slice."""
+    g, d, n = A.shape
+    b, l = u.shape[0], u.shape[2]
+    if b % g or u.shape[1] != d or D.shape != (g, d) or B.shape != (b, n, l) or C.shape != (b, n, l) \
+            or (delta_bias is not None and delta_bias.shape != (g, d)):
+        raise ValueError(f"selective_scan_grouped expects u (b, d, l) with b a multiple of the groups, A (g, d, n), "
+                         f"D / delta_bias (g, d), B, C (b, n, l); got u {tuple(u.shape)}, A {tuple(A.shape)}, "
+                         f"D {tuple(D.shape)}, B {tuple(B.shape)}, C {tuple(C.shape)}.")
+    if not available(u.device):
+        raise ValueError(f"selective_scan_grouped needs the triton scan (CUDA, or TRITON_INTERPRET=1 on CPU); "
+                         f"got device {u.device}, triton installed: {_HAVE_TRITON}.")
+    return _infer_op(u, delta, A, B, C, D, z, delta_bias, None, bool(delta_softplus))[0]
 
 
 def _register():

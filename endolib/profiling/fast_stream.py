@@ -7,7 +7,10 @@
   dependency and can be captured once in a `torch.cuda.CUDAGraph` and replayed per frame (no launch
   overhead from Python);
 - RMSNorm through `F.rms_norm` (fused; the same fp32 arithmetic);
-- optionally `torch.compile` of the step body before capture (fuses the small elementwise kernels);
+- optionally `torch.compile` of the step body before capture (fuses the small elementwise kernels;
+  `compile_mode` passes e.g. 'max-autotune-no-cudagraphs': the graph here is our own);
+- optionally (`fuse_bidir=True`) the spatial layers' two scan directions batched into one computation
+  (`fused_mixer.fuse_bidirectional`: one conv, one bmm per projection, one grouped scan per layer);
 - the scan backend chosen as everywhere (`endolib.ops`): mamba-ssm / causal-conv1d when they import,
   else the Triton scan, else PyTorch; or forced with `backend=`.
 It computes exactly what `model.step` computes (tests compare them on CPU, the GPU module on the GPU).
@@ -69,10 +72,15 @@ class FastStream:
 
     def __init__(self, model, batch_size: int = 1, frames_per_step: int = 1, dtype=torch.bfloat16,
                  device=None, use_graph: Optional[bool] = None, compile: bool = False,
-                 backend: Optional[str] = None, warmup: int = 3):
+                 backend: Optional[str] = None, warmup: int = 3, fuse_bidir: bool = False,
+                 compile_mode: Optional[str] = None):
         device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = set_scan_backend(copy.deepcopy(model).eval().to(device=device, dtype=dtype), backend)
         fuse_norms(self.model)
+        if fuse_bidir:
+            from endolib.profiling.fused_mixer import fuse_bidirectional
+            fuse_bidirectional(self.model)
+        self.fused = fuse_bidir
         self.device, self.dtype, self.k, self.batch = device, dtype, frames_per_step, batch_size
         self.use_graph = (device.type == "cuda") if use_graph is None else use_graph
         if self.use_graph and device.type != "cuda":
@@ -87,6 +95,8 @@ class FastStream:
         self.frames_seen = 0
         if compile:  # True: inductor; a string names another torch.compile backend (tests use "aot_eager")
             kw = {} if compile is True else {"backend": compile}
+            if compile_mode:
+                kw["mode"] = compile_mode
             self._body = torch.compile(self._step_body, dynamic=False, **kw)
         else:
             self._body = self._step_body

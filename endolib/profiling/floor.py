@@ -135,3 +135,25 @@ def floor_rows(cost: dict, ceil: Ceilings, launches: int, measured_ms: float, gr
                 measured_over_floor=measured_ms / (floor_s * 1e3), dominant=dom,
                 floor_without_launches_ms=max(list(terms.values())[:2]) * 1e3, **cost, **asdict(ceil))
     return [dict(term=k, ms=v * 1e3, **base) for k, v in terms.items()]
+
+
+def kernel_breakdown(fn) -> list:
+    """GPU time of one call of fn() by kernel family (scan, matmul, fused triton, other): rows with count,
+    total µs and the top kernel names; the sum is the busy time, the rest of a step is launch gaps."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    fams = {}
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        name = e.name
+        fam = ("scan" if "_fwd_kernel" in name else
+               "matmul" if any(k in name.lower() for k in ("gemm", "nvjet", "cutlass", "xmma", "sm90", "mm_")) else
+               "conv" if "conv" in name.lower() else "triton fused" if name.startswith("triton_") else "other")
+        f = fams.setdefault(fam, dict(family=fam, count=0, us=0.0))
+        f["count"] += 1
+        f["us"] += e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+    return sorted(fams.values(), key=lambda r: -r["us"])

@@ -10,6 +10,7 @@ Imports only torch, numpy, pandas (and triton / mamba-ssm / transformers when pr
 """
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,10 @@ def parse_args(argv=None):
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile fast variant")
     p.add_argument("--max-ms", type=float, default=1500.0, help="stop a recompute curve past this latency")
     p.add_argument("--budget-s", type=float, default=200.0, help="skip the compiled variant past this time")
+    p.add_argument("--only", choices=["all", "fast"], default="all",
+                   help="'fast': only the fast streaming variants (triton scan) + their floor rows, < 2 min")
+    p.add_argument("--variants", default="", help="with --only fast: comma list of FAST_VARIANTS indices")
+    p.add_argument("--tiles-bench", action="store_true", help="with --only fast: time the scan tile choices first")
     return p.parse_args(argv)
 
 
@@ -76,11 +81,19 @@ def _section(name: str, fn, *a, **kw) -> list:
     return rows
 
 
-def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int, keep: dict) -> list:
-    fs = FastStream(model, dtype=dtype, device=device, backend=backend, compile=compile)
+def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int, keep: dict,
+               fuse_bidir: bool = False, compile_mode=None) -> list:
+    fs = FastStream(model, dtype=dtype, device=device, backend=backend, compile=compile, fuse_bidir=fuse_bidir,
+                    compile_mode=compile_mode)
     diff = suite.check_fast_stream(model, fs, backend, frames=8)
     pool = suite.frame_pool(4, model.img_size, device, dtype)
     mode = "stream_fast_compiled" if compile else ("stream_fast_graph" if fs.graph is not None else "stream_fast")
+    mode += ("_fused" if fuse_bidir else "") + (f"_{compile_mode}" if compile_mode else "")
+    tiles = os.environ.get("ENDOLIB_TRITON_TILES")
+    mode += f"_tiles{tiles.replace(',', 'x')}" if tiles else ""
+    if torch.device(device).type == "cuda":
+        for r in floor.kernel_breakdown(fs._body):
+            log.info("%s kernels %-13s %4d  %8.1f us", mode, r["family"], r["count"], r["us"])
     rows = harness.measure_stream("endomamba", fs.reset, fs.step, pool, frames, device, window=window,
                                   mode=mode, backend=backend, **diff)
     keep[(mode, backend)] = (fs, rows[-1]["latency_ms_median"])
@@ -145,6 +158,33 @@ def _summary(speed: pd.DataFrame, floor_df: pd.DataFrame, scan: pd.DataFrame) ->
     return "\n".join(lines)
 
 
+# (fuse_bidir, compile, compile_mode) of the fast-only run, cheapest first; the last ones only within budget
+FAST_VARIANTS = [(True, False, None), (False, True, None), (True, True, None),
+                 (True, True, "max-autotune-no-cudagraphs")]
+
+
+def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
+    """Only the fast streaming variants (FAST_VARIANTS, triton scan when present) and their floor rows."""
+    g = _grids(args.quick)
+    be = "triton" if "triton" in available_backends(device) else backend_name(device)
+    extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
+    cache, df, floor_df = {}, pd.DataFrame(), pd.DataFrame()
+    if args.tiles_bench and device.type == "cuda" and be == "triton":
+        tb = w.add("scan_tiles_gpu.csv", _section("scan_tiles", scan_check.time_tiles, device))
+        log.info("scan tiles:\n%s", tb.to_string(index=False))
+    pick = [int(i) for i in args.variants.split(",") if i] or range(len(FAST_VARIANTS))
+    for fuse, comp, mode in (FAST_VARIANTS[i] for i in pick):
+        if (comp and (args.no_compile or device.type != "cuda")) or time.time() - t0 > args.budget_s:
+            log.info("variant fuse=%s compile=%s mode=%s skipped", fuse, comp, mode)
+            continue
+        fast = {}
+        rows = _section(f"fast_{fuse}_{comp}_{mode}", _fast_rows, model, be, g["fast"], device, dtype, comp,
+                        g["window"], fast, fuse_bidir=fuse, compile_mode=mode)
+        df = w.add("speed_gpu.csv", [{**extra, **r} for r in rows])
+        floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, model, device, fast, cache))
+    return df, floor_df
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -160,6 +200,12 @@ def main(argv=None) -> int:
     log.info("device %s; scan backends %s (auto: %s)", env["device_name"], backends, best)
     t0 = time.time()
     w = Writer(args.out, env)
+    if args.only == "fast":
+        torch.manual_seed(0)
+        model = create_model(args.model, img_size=args.img_size).to(device).eval()
+        df, floor_df = fast_only(args, model, device, dtype, w, t0)
+        print(_summary(df, floor_df, pd.DataFrame()))
+        return 0
     checked = backends + (["triton:flip"] if "triton" in backends and device.type == "cuda" else [])
     w.add("scan_check_gpu.csv", _section("scan_check", scan_check.check_backends, checked, device, g["scan_cases"]))
     w.add("scan_check_gpu.csv", _section("scan_timing", scan_check.time_backends, backends, device, **g["scan_timing"]))

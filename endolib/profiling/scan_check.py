@@ -139,3 +139,38 @@ def time_backends(backends, device, b=1, d=768, l=197, n=16, iters: int = 50) ->
             rows.append(dict(backend=backend, dtype=str(dtype).replace("torch.", ""), b=b, d=d, l=l, n=n,
                              case="timing", ms_median=float(np.median(ms)), ms_p90=float(np.percentile(ms, 90))))
     return rows
+
+
+def time_tiles(device, tiles=("auto", "4,64", "2,128", "1,256", "2,64"), d: int = 768, l: int = 197, n: int = 16,
+               iters: int = 50) -> list:
+    """Triton scan forward time (bf16, median ms) per tile choice ('BLOCK_D,CHUNK' via ENDOLIB_TRITON_TILES) on
+    the two streaming shapes: a temporal layer (batch 1, initial state) and a fused spatial layer (2 directions)."""
+    from endolib.ops import scan_triton
+    inp = {k: v for k, v in random_inputs(2, d, l, n, seed=98).items() if v is not None}
+    kw = {k: v.to(device).to(torch.bfloat16 if k in ("u", "delta", "B", "C", "z") else torch.float32)
+          for k, v in inp.items()}
+    one = {k: (v[:1] if k in ("u", "delta", "B", "C", "z", "initial_state") else v) for k, v in kw.items()}
+    grp = dict(A=torch.stack([kw["A"], kw["A"] * 0.5]), D=torch.stack([kw["D"], -kw["D"]]),
+               delta_bias=torch.stack([kw["delta_bias"], kw["delta_bias"] + 0.1]))
+    calls = {"temporal_b1_h0": lambda: scan_triton.selective_scan_triton(**one, delta_softplus=True,
+                                                                          return_last_state=True),
+             "spatial_grouped_b2": lambda: scan_triton.selective_scan_grouped(
+                 kw["u"], kw["delta"], grp["A"], kw["B"], kw["C"], grp["D"], z=kw["z"],
+                 delta_bias=grp["delta_bias"], delta_softplus=True)}
+    rows, first, old = [], {}, os.environ.pop("ENDOLIB_TRITON_TILES", None)
+    try:
+        for t in tiles:
+            if t != "auto":
+                os.environ["ENDOLIB_TRITON_TILES"] = t
+            for case, fn in calls.items():
+                y = fn()
+                y = y[0] if isinstance(y, tuple) else y
+                first.setdefault(case, y)
+                ms = time_calls(fn, device, iters=iters, warmup=3)
+                rows.append(dict(tiles=t, case=case, d=d, l=l, n=n, ms_median=float(np.median(ms)),
+                                 rel_vs_first=_rel(y, first[case])))
+            os.environ.pop("ENDOLIB_TRITON_TILES", None)
+    finally:
+        if old is not None:
+            os.environ["ENDOLIB_TRITON_TILES"] = old
+    return rows
