@@ -223,3 +223,23 @@ def test_fast_stream_fused_equals_eager_step(nano):
         for t in range(3):
             ref, st = nano.step(x[:, :, t:t + 1], st)
             torch.testing.assert_close(fs.step(x[:, :, t:t + 1]), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_gpu_summaries_compare_within_one_device():
+    """Rows from two GPUs: each summary ranks only its own device's runs; curve labels name the device;
+    suffixed fast-path modes (fused, tiles) are drawn as curves too."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from endolib.profiling import plots
+    rows = [dict(model="endomamba", mode="stream_fast_graph", backend="triton", frames_seen=1024, fps=300.0,
+                 device_name="NVIDIA H100 80GB HBM3", status="ok", latency_ms_median=3.3, peak_mem_mb=1.0),
+            dict(model="videomamba", mode="recompute", backend="cuda", frames_seen=1024, fps=1.5,
+                 device_name="NVIDIA H100 80GB HBM3", status="ok", latency_ms_median=660.0, peak_mem_mb=9.0),
+            dict(model="endomamba", mode="stream_fast_compiled_fused_tiles2x64", backend="triton", frames_seen=1024,
+                 fps=536.0, device_name="NVIDIA H200", status="ok", latency_ms_median=1.87, peak_mem_mb=1.0)]
+    h100, h200 = plots.gpu_summaries({"speed": pd.DataFrame(rows)})
+    assert "NVIDIA H100" in h100 and "300 FPS" in h100 and "200.0x faster than videomamba" in h100
+    assert "NVIDIA H200" in h200 and "536 FPS" in h200 and "videomamba" not in h200 and "11.4x the paper" in h200
+    labels = [t.get_text() for t in plots.plot_vs_frames(pd.DataFrame(rows)).get_legend().get_texts()]
+    assert "H200: endomamba stream_fast_compiled_fused_tiles2x64 [triton]" in labels
+    assert "H100: videomamba recompute [cuda]" in labels

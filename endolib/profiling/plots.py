@@ -29,18 +29,23 @@ def load_benchmarks(root: Optional[Path] = None) -> dict:
 
 
 def _curves(df: pd.DataFrame) -> pd.DataFrame:
-    ok = df[df["mode"].isin(CURVE_MODES) & (df["status"] == "ok")].copy()
+    # fast-path variants carry suffixes (stream_fast_compiled_fused_tiles2x64): all of them are curves
+    ok = df[(df["mode"].isin(CURVE_MODES) | df["mode"].str.startswith("stream_fast")) & (df["status"] == "ok")].copy()
     ok["backend"] = ok["backend"].fillna("n/a")
     ok["label"] = ok["model"] + " " + ok["mode"] + ok["backend"].map(lambda b: "" if b == "n/a" else f" [{b}]")
+    if "device_name" in ok and ok["device_name"].nunique() > 1:  # runs from several GPUs: say which is which
+        ok["label"] = ok["device_name"].str.replace("NVIDIA ", "").str.split().str[0] + ": " + ok["label"]
     return ok
 
 
 def plot_vs_frames(df: pd.DataFrame, column: str = "fps", ax=None, title: str = "", floor_fps: Optional[float] = None):
     """One line per model / mode / backend: `column` (fps or peak_mem_mb) against frames seen, log-log."""
     ax = ax or plt.subplots(figsize=(7, 4))[1]
-    for label, g in _curves(df).groupby("label"):
+    groups = list(_curves(df).groupby("label"))
+    colors = plt.get_cmap("tab20" if len(groups) > 10 else "tab10").colors  # no colour twice
+    for (label, g), color in zip(groups, colors * 2):
         g = g.sort_values("frames_seen")
-        ax.plot(g["frames_seen"], g[column], marker="o", label=label)
+        ax.plot(g["frames_seen"], g[column], marker="o", label=label, color=color)
     if column == "fps":
         ax.axhline(PAPER_FPS, color="gray", ls=":", label=f"paper ({PAPER_FPS:.0f} FPS)")
         if floor_fps:
@@ -50,7 +55,10 @@ def plot_vs_frames(df: pd.DataFrame, column: str = "fps", ax=None, title: str = 
     frames = sorted(_curves(df)["frames_seen"].unique())
     ax.set_xticks(frames, [str(int(f)) for f in frames])
     ax.xaxis.set_minor_locator(plt.NullLocator())
-    ax.legend(fontsize=7, loc="best")
+    if len(groups) > 8:  # a long legend goes under the axes, not over the curves
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    else:
+        ax.legend(fontsize=7, loc="best")
     return ax
 
 
@@ -60,6 +68,7 @@ def plot_breakdown(df: pd.DataFrame, ax=None, title: str = ""):
     b = df[df["mode"] == "breakdown"].groupby("layer_type")["latency_ms_median"].mean()
     ax.bar(b.index, b.values, color=["tab:blue", "tab:orange", "tab:green"][: len(b)])
     ax.set(ylabel="ms per frame", title=title)
+    ax.tick_params(axis="x", labelrotation=20)
     return ax
 
 
@@ -94,3 +103,13 @@ def summary_text(df: pd.DataFrame, floor_df: Optional[pd.DataFrame] = None, at_f
                      f"*{f['dominant']}*; {f['mode']} [{f['backend']}] takes {f['measured_ms']:.3f} ms = "
                      f"{f['measured_over_floor']:.1f}x the floor ({int(f['launches'])} kernel launches).")
     return "\n".join(lines)
+
+
+def gpu_summaries(bench: dict, at_frames: int = 1024) -> list:
+    """summary_text for each GPU in the committed CSVs: speed-ups only between runs on the same device."""
+    speed, flo = bench["speed"], bench.get("floor")
+    out = []
+    for dev, d in speed.groupby("device_name", sort=False):
+        f = flo[flo["device_name"] == dev] if flo is not None and "device_name" in flo else flo
+        out.append(summary_text(d, f, at_frames, where=f"GPU ({dev}), endomamba_small at 224²:", paper=True))
+    return out
