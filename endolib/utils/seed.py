@@ -20,8 +20,10 @@ def get_rng_state(cuda: bool = True) -> dict:
 
 
 def set_rng_state(st: dict) -> None:
+    # a checkpoint loaded with map_location='cuda' brings the generator states as CUDA tensors; the
+    # generators take CPU ByteTensors only
     random.setstate(st["python"])
     np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
+    torch.set_rng_state(st["torch"].cpu())
     if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
