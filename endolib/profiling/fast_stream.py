@@ -80,7 +80,6 @@ class FastStream:
         if fuse_bidir:
             from endolib.profiling.fused_mixer import fuse_bidirectional
             fuse_bidirectional(self.model)
-        self.fused = fuse_bidir
         self.device, self.dtype, self.k, self.batch = device, dtype, frames_per_step, batch_size
         self.use_graph = (device.type == "cuda") if use_graph is None else use_graph
         if self.use_graph and device.type != "cuda":
