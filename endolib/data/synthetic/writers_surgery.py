@@ -214,9 +214,10 @@ def action_clip(rng, action: str, n: int, size) -> np.ndarray:
     return render_surgery(rng, WORLDS["hyster"], sched, size)["frames"]
 
 
-def write_surgicalactions160(root: Path, rng, clips_per_class: int = 6, num_frames: int = 12, fps: int = 8,
+def write_surgicalactions160(root: Path, rng, clips_per_class: int = 10, num_frames: int = 12, fps: int = 8,
                              size=(64, 64)) -> Path:
-    """SurgicalActions160: <NN_action>/<NN>_<MM>.mp4, ``clips_per_class`` clips in each of the 16 class folders."""
+    """SurgicalActions160: <NN_action>/<NN>_<MM>.mp4, ``clips_per_class`` clips in each of the 16 class folders
+    (10 by default: the release's 160 clips)."""
     from endolib.data.io import write_video
     out = Path(root) / "SurgicalActions160"
     for action in tqdm(C.SURGICALACTIONS160_CLASSES, desc="SurgicalActions160", leave=False):
