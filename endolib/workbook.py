@@ -22,25 +22,39 @@ def list_notebooks(only=None):
     return books
 
 
+# Notebooks the main job runs once per dataset (the same notebook serves several benchmarks of a family).
+SWEEPS = {"06_phase_recognition.ipynb": ("dataset", ["cholec80", "autolaparo", "m2cai16", "ophnet"])}
+
+
+def runs_for(name: str, declared, parameters=None) -> list:
+    """[(executed copy's file name, papermill parameters)] for notebook `name`: one run, or one per dataset of
+    its sweep (a parameter given by the user wins over the sweep)."""
+    params = {k: v for k, v in (parameters or {}).items() if k in declared}
+    key, values = SWEEPS.get(name, (None, []))
+    if key is None or key in params:
+        return [(name, params)]
+    stem = name.rsplit(".", 1)[0]
+    return [(f"{stem}_{v}.ipynb", {**params, key: v}) for v in values]
+
+
 def run_all(only=None, parameters=None, out_dir=None) -> dict:
-    """Run the notebooks in order; a failure is recorded and the rest still run. Returns {name: error|None}."""
+    """Run the notebooks in order; a failure is recorded and the rest still run. Returns {run name: error|None}."""
     import papermill as pm  # imported here: the library itself does not need papermill
 
     out_dir = out_dir or OUTPUTS / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
     for nb in list_notebooks(only):
-        declared = pm.inspect_notebook(str(nb))
-        params = {k: v for k, v in (parameters or {}).items() if k in declared}
-        t0 = time.time()
-        log.info("running %s %s", nb.name, params or "")
-        try:
-            pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=params, cwd=str(nb.parent),
-                                progress_bar=True, kernel_name="python3")
-            results[nb.name] = None
-        except Exception as e:  # keep going: one broken notebook must not lose the others' results
-            results[nb.name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        log.info("%s %s in %.0f s", nb.name, "FAILED" if results[nb.name] else "ok", time.time() - t0)
+        for out_name, params in runs_for(nb.name, pm.inspect_notebook(str(nb)), parameters):
+            t0 = time.time()
+            log.info("running %s %s", nb.name, params or "")
+            try:
+                pm.execute_notebook(str(nb), str(out_dir / out_name), parameters=params, cwd=str(nb.parent),
+                                    progress_bar=True, kernel_name="python3")
+                results[out_name] = None
+            except Exception as e:  # keep going: one broken notebook must not lose the others' results
+                results[out_name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            log.info("%s %s in %.0f s", out_name, "FAILED" if results[out_name] else "ok", time.time() - t0)
     return results
 
 
