@@ -235,3 +235,14 @@ def test_gpu_summaries_compare_within_one_device():
     labels = [t.get_text() for t in plots.plot_vs_frames(pd.DataFrame(rows)).get_legend().get_texts()]
     assert "H200: endomamba stream_fast_compiled_fused_tiles2x64 [triton]" in labels
     assert "H100: videomamba recompute [cuda]" in labels
+
+
+def test_gpu_module_fast_only_on_cpu_quick(tmp_path):
+    """`--only fast` on a CPU: the fused variant (compile variants need CUDA) checked against the eager step."""
+    from endolib.profiling import gpu
+    gpu.main(["--out", str(tmp_path), "--device", "cpu", "--quick", "--model", "endomamba_nano", "--img-size", "32",
+              "--only", "fast"])
+    speed = pd.read_csv(tmp_path / "speed_gpu.csv")
+    assert set(speed["mode"]) == {"stream_fast_fused"} and (speed["status"] == "ok").all()
+    assert (speed["check_rel"] < 3e-2).all() and speed["fps"].gt(0).all()
+    assert len(pd.read_csv(tmp_path / "floor_gpu.csv")) == 3

@@ -138,8 +138,8 @@ def floor_rows(cost: dict, ceil: Ceilings, launches: int, measured_ms: float, gr
 
 
 def kernel_breakdown(fn) -> list:
-    """GPU time of one call of fn() by kernel family (scan, matmul, fused triton, other): rows with count,
-    total µs and the top kernel names; the sum is the busy time, the rest of a step is launch gaps."""
+    """GPU time of one call of fn() by kernel family (scan, matmul, conv, fused triton, other): rows of family,
+    kernel count and total µs, largest first; their sum is the busy time, the rest of a step is launch gaps."""
     from torch.profiler import ProfilerActivity, profile
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:

@@ -3,8 +3,11 @@
     python -m endolib.profiling.gpu --out DIR            # ~3-5 min on one H100
 writes DIR/scan_check_gpu.csv (every scan backend vs the float64 loop, fp32 / bf16, gradients, timing),
 DIR/speed_gpu.csv (streaming eager and fast per backend, recompute baselines, clip throughput, memory vs
-frames seen, per-layer-type breakdown) and DIR/floor_gpu.csv (the floor model and measured / floor), each
-CSV rewritten after every section so a run cut short still leaves what it measured; a summary table last.
+frames seen, per-layer-type breakdown), DIR/floor_gpu.csv (the floor model and measured / floor) and
+DIR/kernels_gpu.csv (GPU time per kernel family of each fast variant), each CSV rewritten after every
+section so a run cut short still leaves what it measured; a summary table last.
+`--only fast` measures just the fast streaming variants (gpu.FAST_VARIANTS; `--tiles-bench` first times
+the Triton scan tiles -> DIR/scan_tiles_gpu.csv).
 Imports only torch, numpy, pandas (and triton / mamba-ssm / transformers when present, lazily).
 `--device cpu --quick` runs the same code on a CPU at toy sizes (used by the tests).
 """
@@ -82,7 +85,9 @@ def _section(name: str, fn, *a, **kw) -> list:
 
 
 def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int, keep: dict,
-               fuse_bidir: bool = False, compile_mode=None) -> list:
+               fuse_bidir: bool = False, compile_mode=None, writer=None) -> list:
+    """Streaming rows of one FastStream variant; on CUDA its GPU time per kernel family goes to the log and,
+    with a `writer`, to kernels_gpu.csv."""
     fs = FastStream(model, dtype=dtype, device=device, backend=backend, compile=compile, fuse_bidir=fuse_bidir,
                     compile_mode=compile_mode)
     diff = suite.check_fast_stream(model, fs, backend, frames=8)
@@ -92,8 +97,11 @@ def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int
     tiles = os.environ.get("ENDOLIB_TRITON_TILES")
     mode += f"_tiles{tiles.replace(',', 'x')}" if tiles else ""
     if torch.device(device).type == "cuda":
-        for r in floor.kernel_breakdown(fs._body):
+        kernels = [dict(mode=mode, backend=backend, **r) for r in floor.kernel_breakdown(fs._body)]
+        for r in kernels:
             log.info("%s kernels %-13s %4d  %8.1f us", mode, r["family"], r["count"], r["us"])
+        if writer is not None:
+            writer.add("kernels_gpu.csv", kernels)
     rows = harness.measure_stream("endomamba", fs.reset, fs.step, pool, frames, device, window=window,
                                   mode=mode, backend=backend, **diff)
     keep[(mode, backend)] = (fs, rows[-1]["latency_ms_median"])
@@ -179,7 +187,7 @@ def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
             continue
         fast = {}
         rows = _section(f"fast_{fuse}_{comp}_{mode}", _fast_rows, model, be, g["fast"], device, dtype, comp,
-                        g["window"], fast, fuse_bidir=fuse, compile_mode=mode)
+                        g["window"], fast, fuse_bidir=fuse, compile_mode=mode, writer=w)
         df = w.add("speed_gpu.csv", [{**extra, **r} for r in rows])
         floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, model, device, fast, cache))
     return df, floor_df
@@ -218,7 +226,8 @@ def main(argv=None) -> int:
     fast = {}
     for be in backends:
         speed(_section(f"eager_{be}", suite.eager_stream, model, be, g["eager"], device, dtype, window=16))
-        speed(_section(f"fast_{be}", _fast_rows, model, be, g["fast"], device, dtype, False, g["window"], fast))
+        speed(_section(f"fast_{be}", _fast_rows, model, be, g["fast"], device, dtype, False, g["window"], fast,
+                       writer=w))
     speed(_section("recompute", suite.endomamba_recompute, model, best, g["recompute"], device, dtype, args.max_ms))
     names = ["vit_framewise", "divided_st", "videomamba", "videomae"]
     speed(_section("baselines", suite.baseline_rows, names, size, args.img_size, g["recompute"], device, dtype, best,
@@ -234,7 +243,7 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not args.no_compile and time.time() - t0 < args.budget_s:
         cbe = "triton" if "triton" in backends else best  # the triton scan is one custom op: no graph breaks
         df = speed(_section("fast_compiled", _fast_rows, model, cbe, g["fast"], device, dtype, True, g["window"],
-                            fast))
+                            fast, writer=w))
         floor_df = w.add("floor_gpu.csv", _section("floor_compiled", _floor_rows, model, device, fast, cache))
     else:
         log.info("compiled variant skipped (--no-compile, no CUDA, or past --budget-s)")
