@@ -163,10 +163,12 @@ def test_speedups_ratios():
 
 def test_gpu_module_runs_on_cpu_quick(tmp_path):
     from endolib.profiling import gpu
-    gpu.main(["--out", str(tmp_path), "--device", "cpu", "--quick", "--model", "endomamba_nano", "--img-size", "32"])
+    # no latency cap: on a loaded machine a capped recompute curve stops ('skipped'), and tests must not time
+    gpu.main(["--out", str(tmp_path), "--device", "cpu", "--quick", "--model", "endomamba_nano", "--img-size", "32",
+              "--max-ms", "1e9"])
     speed = pd.read_csv(tmp_path / "speed_gpu.csv")
     assert {"stream_eager", "stream_fast", "recompute", "framewise", "clip", "breakdown"} <= set(speed["mode"])
-    assert (speed["status"] == "ok").all()
+    assert (speed["status"] == "ok").all(), speed[speed["status"] != "ok"][["model", "mode", "status"]].to_string()
     assert {"device_name", "torch", "triton", "mamba_ssm", "dtype", "backend"} <= set(speed.columns)
     fast = speed[speed["mode"] == "stream_fast"]
     assert (fast["check_rel"] < 3e-2).all()
@@ -241,7 +243,7 @@ def test_gpu_module_fast_only_on_cpu_quick(tmp_path):
     """`--only fast` on a CPU: the fused variant (compile variants need CUDA) checked against the eager step."""
     from endolib.profiling import gpu
     gpu.main(["--out", str(tmp_path), "--device", "cpu", "--quick", "--model", "endomamba_nano", "--img-size", "32",
-              "--only", "fast"])
+              "--only", "fast", "--budget-s", "1e9"])
     speed = pd.read_csv(tmp_path / "speed_gpu.csv")
     assert set(speed["mode"]) == {"stream_fast_fused"} and (speed["status"] == "ok").all()
     assert (speed["check_rel"] < 3e-2).all() and speed["fps"].gt(0).all()
