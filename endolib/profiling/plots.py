@@ -41,7 +41,8 @@ def _curves(df: pd.DataFrame) -> pd.DataFrame:
 def plot_vs_frames(df: pd.DataFrame, column: str = "fps", ax=None, title: str = "", floor_fps: Optional[float] = None):
     """One line per model / mode / backend: `column` (fps or peak_mem_mb) against frames seen, log-log."""
     ax = ax or plt.subplots(figsize=(7, 4))[1]
-    groups = list(_curves(df).groupby("label"))
+    curves = _curves(df)
+    groups = list(curves.groupby("label"))
     colors = plt.get_cmap("tab20" if len(groups) > 10 else "tab10").colors  # no colour twice
     for (label, g), color in zip(groups, colors * 2):
         g = g.sort_values("frames_seen")
@@ -52,7 +53,7 @@ def plot_vs_frames(df: pd.DataFrame, column: str = "fps", ax=None, title: str = 
             ax.axhline(floor_fps, color="black", ls="--", label=f"floor ({floor_fps:.0f} FPS)")
     ax.set(xscale="log", yscale="log", xlabel="frames seen", title=title,
            ylabel="frames per second (batch 1)" if column == "fps" else "peak memory (MiB)")
-    frames = sorted(_curves(df)["frames_seen"].unique())
+    frames = sorted(curves["frames_seen"].unique())
     ax.set_xticks(frames, [str(int(f)) for f in frames])
     ax.xaxis.set_minor_locator(plt.NullLocator())
     if len(groups) > 8:  # a long legend goes under the axes, not over the curves

@@ -141,7 +141,7 @@ def time_backends(backends, device, b=1, d=768, l=197, n=16, iters: int = 50) ->
     return rows
 
 
-def time_tiles(device, tiles=("auto", "4,64", "2,128", "1,256", "2,64"), d: int = 768, l: int = 197, n: int = 16,
+def time_tiles(device, tiles=("auto", "4,64", "2,128", "1,256", "2,64", "1,128", "2,256"), d: int = 768, l: int = 197, n: int = 16,
                iters: int = 50) -> list:
     """Triton scan forward time (bf16, median ms) per tile choice ('BLOCK_D,CHUNK' via ENDOLIB_TRITON_TILES) on
     the two streaming shapes: a temporal layer (batch 1, initial state) and a fused spatial layer (2 directions)."""
