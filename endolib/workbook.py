@@ -11,6 +11,7 @@ import sys
 import time
 
 from endolib.paths import NOTEBOOKS, OUTPUTS
+from endolib.tasks.phase import PHASE_DATASETS
 
 log = logging.getLogger("endolib.workbook")
 
@@ -23,7 +24,7 @@ def list_notebooks(only=None):
 
 
 # Notebooks the main job runs once per dataset (the same notebook serves several benchmarks of a family).
-SWEEPS = {"06_phase_recognition.ipynb": ("dataset", ["cholec80", "autolaparo", "m2cai16", "ophnet"])}
+SWEEPS = {"06_phase_recognition.ipynb": ("dataset", list(PHASE_DATASETS))}
 
 
 def runs_for(name: str, declared, parameters=None) -> list:
