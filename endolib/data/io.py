@@ -195,7 +195,11 @@ def write_video(path, frames: np.ndarray, fps: float = 25, crf: int = 18, keyint
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p" if (h % 2 == 0 and w % 2 == 0) else "yuv444p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", **({"g": str(keyint)} if keyint else {})}
+        # mbtree=0: with x264's macroblock-tree rate control the same frames encoded to different bytes from run
+        # to run (here: about half of the runs, up to 36 grey levels apart after decoding; it depends on memory
+        # reuse, as if uninitialised memory were read), which broke "same seed, same frames" for synthetic data
+        stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0",
+                          **({"g": str(keyint)} if keyint else {})}
         for arr in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
                 container.mux(packet)
