@@ -8,7 +8,7 @@ from endolib.models.mamba import RMSNorm
 from endolib.profiling import floor, harness, scan_check, suite
 from endolib.profiling.baselines import build_baseline
 from endolib.profiling.fast_stream import FastStream, embed_at, fuse_norms
-from endolib.profiling.fused_mixer import fuse_bidirectional
+from endolib.profiling.fused_mixer import fold_dt_proj, fuse_bidirectional
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,9 @@ def test_fast_stream_equals_eager_step_and_resets(nano, k):
 
 
 @pytest.mark.parametrize("variant, frames, tol", [(dict(compile="aot_eager"), 2, 1e-5),  # traced by compile
-                                                   (dict(fuse_bidir=True), 3, 1e-4)])       # fused directions
+                                                   (dict(fuse_bidir=True), 3, 1e-4),        # fused directions
+                                                   (dict(fold_dt=True), 3, 1e-4),           # dt_proj folded
+                                                   (dict(fuse_bidir=True, fold_dt=True), 3, 1e-4)])
 def test_fast_stream_variant_equals_eager_step(nano, variant, frames, tol):
     fs = FastStream(nano, dtype=torch.float32, **variant)
     x = torch.randn(1, 3, frames, 32, 32)
@@ -219,6 +221,25 @@ def test_fused_bidirectional_mixer_equals_eager(nano):
         fused.layers[0].mixer(torch.randn(1, 5, nano.embed_dim), nano.layers[-1].mixer.init_state(1))
 
 
+def test_fold_dt_proj_same_projection_in_float64(nano):
+    """Folded projection == x_proj then dt_proj, per branch, on fresh random weights and inputs (float64)."""
+    import copy
+    ref = copy.deepcopy(nano).double()
+    for m in ref.modules():
+        if hasattr(m, "dt_proj"):
+            for lin in [mod for name, mod in m.named_children() if "proj" in name]:
+                torch.nn.init.normal_(lin.weight)
+    folded = copy.deepcopy(ref)
+    assert fold_dt_proj(folded) == nano.depth
+    for a, b in zip(ref.modules(), folded.modules()):
+        if hasattr(a, "dt_proj"):
+            x = torch.randn(2, a.d_inner, 7, dtype=torch.float64)
+            for suffix in ("", "_b") if a.bidirectional else ("",):
+                for u, v in zip(a._project(x, suffix), b._project(x, suffix)):
+                    assert u.shape == v.shape
+                    torch.testing.assert_close(v, u, rtol=1e-12, atol=1e-12)
+
+
 def test_gpu_summaries_compare_within_one_device():
     """Rows from two GPUs: each summary ranks only its own device's runs; curve labels name the device;
     suffixed fast-path modes (fused, tiles) are drawn as curves too."""
@@ -248,3 +269,10 @@ def test_gpu_module_fast_only_on_cpu_quick(tmp_path):
     assert set(speed["mode"]) == {"stream_fast_fused"} and (speed["status"] == "ok").all()
     assert (speed["check_rel"] < 3e-2).all() and speed["fps"].gt(0).all()
     assert len(pd.read_csv(tmp_path / "floor_gpu.csv")) == 3
+
+
+def test_best_tiles_picks_fastest_correct_choice_per_shape():
+    row = lambda t, b, us, rel=0.0: dict(tiles=t, case="c", batch=b, d=768, n=16, us_median=us, rel_vs_first=rel)  # noqa
+    rows = [row("auto", 1, 1.0), row("2,64,4", 1, 9.0), row("1,128,2,tlast", 1, 5.0), row("4,32,1", 1, 2.0, rel=0.5),
+            row("2,64,4", 2, 7.0), row("8,32,8", 2, 8.0), dict(tiles="1,256,8", batch=2, d=768, n=16, error="oom")]
+    assert scan_check.best_tiles(rows) == {(1, 768, 16): "1,128,2,tlast", (2, 768, 16): "2,64,4"}

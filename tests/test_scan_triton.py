@@ -148,13 +148,14 @@ def test_triton_matches_reference_cuda(reverse, monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
-def test_triton_matches_reference_interpreter():
+@pytest.mark.parametrize("tiles", ["4,64", "2,32,2,tlast"])
+def test_triton_matches_reference_interpreter(tiles):
     """The native reverse scan; the 'flip' variant is slow under the interpreter and is checked on CUDA
     (here and by `python -m endolib.profiling.gpu`)."""
     if not HAVE_TRITON:
         pytest.skip("triton is not installed: `pip install triton` to run the kernels under TRITON_INTERPRET=1")
-    # the tiles a batch-1 stream gets on a GPU (4 channels x 64 steps): several chunks, masked tails
-    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1", "ENDOLIB_TRITON_TILES": "4,64",
+    # GPU-like tiles (several chunks, masked tails), in both forward layouts: (d, t, n) and (d, n, t)
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1", "ENDOLIB_TRITON_TILES": tiles,
            "ENDOLIB_TRITON_REVERSE": "native"}
     seed = int.from_bytes(os.urandom(2), "little")
     proc = subprocess.run([sys.executable, __file__, str(seed)], env=env, capture_output=True, text=True, timeout=300)
@@ -162,6 +163,15 @@ def test_triton_matches_reference_interpreter():
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     _assert_errors(res["rows"])
     _assert_grouped(res["grouped"])
+
+
+@pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
+def test_parse_tiles():
+    assert scan_triton.parse_tiles("2,64", 16) == scan_triton.Tiles(2, 64, 16, 4, False)
+    assert scan_triton.parse_tiles("1,256,8,tlast", 5) == scan_triton.Tiles(1, 256, 8, 8, True)
+    for bad in ("3,64", "2,64,4,tdfirst", "2", "2,64,4,tlast,1", "2,x"):
+        with pytest.raises(ValueError, match="BLOCK_D,CHUNK"):
+            scan_triton.parse_tiles(bad, 16)
 
 
 if __name__ == "__main__":  # run by the interpreter test in a fresh process

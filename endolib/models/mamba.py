@@ -89,15 +89,12 @@ class MambaMixer(nn.Module):
     def _branch(self, x, z, suffix: str, state: Optional[LayerState]):
         """x, z: (B, D, L) -> y (B, D, L) and the new state when one was given."""
         conv = getattr(self, f"conv1d{suffix}")
-        x_proj, dt_proj = getattr(self, f"x_proj{suffix}"), getattr(self, f"dt_proj{suffix}")
+        dt_proj = getattr(self, f"dt_proj{suffix}")
         A = -torch.exp(getattr(self, "A_log" if suffix == "" else "A_b_log").float())
         be = self.scan_backend
         x, conv_state = causal_conv1d(x, conv.weight[:, 0, :], conv.bias, None if state is None else state[0],
                                       activation="silu", return_final_state=True, backend=be)
-        dbc = x_proj(rearrange(x, "b d l -> b l d"))
-        dt, B, C = torch.split(dbc, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = rearrange(F.linear(dt, dt_proj.weight), "b l d -> b d l")
-        B, C = rearrange(B, "b l n -> b n l"), rearrange(C, "b l n -> b n l")
+        dt, B, C = self._project(x, suffix)
         y, ssm_state = selective_scan(x, dt, A, B, C, getattr(self, f"D{suffix}").float(), z=z,
                                       delta_bias=dt_proj.bias.float(), delta_softplus=True,
                                       initial_state=None if state is None else state[1],
@@ -105,6 +102,13 @@ class MambaMixer(nn.Module):
         if state is None:
             return y, None
         return y, (conv_state.to(state[0].dtype), ssm_state.to(state[1].dtype))
+
+    def _project(self, x, suffix: str):
+        """x: (B, D, L) after the conv -> dt before its bias (B, D, L), B and C (B, n, L)."""
+        dbc = getattr(self, f"x_proj{suffix}")(rearrange(x, "b d l -> b l d"))
+        dt, B, C = torch.split(dbc, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, getattr(self, f"dt_proj{suffix}").weight)
+        return rearrange(dt, "b l d -> b d l"), rearrange(B, "b l n -> b n l"), rearrange(C, "b l n -> b n l")
 
     def forward(self, hidden, state: Optional[LayerState] = None):
         """hidden: (B, L, C). With `state` (causal mixers only) returns (out, new_state)."""

@@ -14,7 +14,7 @@ triton is imported) for tests. Importing this module never fails: without triton
 import logging
 import math
 import os
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +68,8 @@ if _HAVE_TRITON:
                     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sb_b, sb_n, sb_l, sc_b, sc_n, sc_l,
                     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                     SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE: tl.constexpr,
-                    BLOCK_D: tl.constexpr, CHUNK: tl.constexpr, BLOCK_N: tl.constexpr):
+                    BLOCK_D: tl.constexpr, CHUNK: tl.constexpr, BLOCK_N: tl.constexpr,
+                    TLAST: tl.constexpr):
         pid_b = tl.program_id(0)
         offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
         offs_n = tl.arange(0, BLOCK_N)
@@ -106,17 +107,26 @@ if _HAVE_TRITON:
             if SOFTPLUS:
                 dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
             dt = tl.where(m2, dt, 0.0)  # padded steps: exp(0) = 1 and no input, the state passes through
-            tn_mask = tmask[:, None] & (offs_n < NSTATE)[None, :]
-            Bc = tl.load(Bm + pid_b * sb_b + offs_n[None, :] * sb_n + t[:, None] * sb_l, mask=tn_mask, other=0.0)
-            Cc = tl.load(Cm + pid_b * sc_b + offs_n[None, :] * sc_n + t[:, None] * sc_l, mask=tn_mask, other=0.0)
-            Bc = Bc.to(tl.float32)
-            Cc = Cc.to(tl.float32)
-            dA = tl.exp(dt[:, :, None] * A_blk[:, None, :])
-            dBu = (dt * u)[:, :, None] * Bc[None, :, :]
-            sa, sb = tl.associative_scan((dA, dBu), axis=1, combine_fn=_combine)
-            hs = sa * h[:, None, :] + sb
-            y = tl.sum(hs * Cc[None, :, :], axis=2)
-            h = tl.sum(tl.where((offs_t == CHUNK - 1)[None, :, None], hs, 0.0), axis=1)
+            if TLAST:  # tiles (d, n, t): time is the fastest axis, so a thread holds consecutive steps
+                nt_mask = (offs_n < NSTATE)[:, None] & tmask[None, :]
+                Bc = tl.load(Bm + pid_b * sb_b + offs_n[:, None] * sb_n + t[None, :] * sb_l, mask=nt_mask, other=0.0)
+                Cc = tl.load(Cm + pid_b * sc_b + offs_n[:, None] * sc_n + t[None, :] * sc_l, mask=nt_mask, other=0.0)
+                dA = tl.exp(A_blk[:, :, None] * dt[:, None, :])
+                dBu = Bc.to(tl.float32)[None, :, :] * (dt * u)[:, None, :]
+                sa, sb = tl.associative_scan((dA, dBu), axis=2, combine_fn=_combine)
+                hs = sa * h[:, :, None] + sb
+                y = tl.sum(hs * Cc.to(tl.float32)[None, :, :], axis=1)
+                h = tl.sum(tl.where((offs_t == CHUNK - 1)[None, None, :], hs, 0.0), axis=2)
+            else:  # tiles (d, t, n)
+                tn_mask = tmask[:, None] & (offs_n < NSTATE)[None, :]
+                Bc = tl.load(Bm + pid_b * sb_b + offs_n[None, :] * sb_n + t[:, None] * sb_l, mask=tn_mask, other=0.0)
+                Cc = tl.load(Cm + pid_b * sc_b + offs_n[None, :] * sc_n + t[:, None] * sc_l, mask=tn_mask, other=0.0)
+                dA = tl.exp(dt[:, :, None] * A_blk[:, None, :])
+                dBu = (dt * u)[:, :, None] * Bc.to(tl.float32)[None, :, :]
+                sa, sb = tl.associative_scan((dA, dBu), axis=1, combine_fn=_combine)
+                hs = sa * h[:, None, :] + sb
+                y = tl.sum(hs * Cc.to(tl.float32)[None, :, :], axis=2)
+                h = tl.sum(tl.where((offs_t == CHUNK - 1)[None, :, None], hs, 0.0), axis=1)
             if HAS_D:
                 y = y + u * dskip[:, None]
             if HAS_Z:
@@ -195,24 +205,51 @@ if _HAVE_TRITON:
         tl.store(DH0 + state_off, g * tl.exp(dt0[:, None] * A_blk), mask=dn_mask)
 
 
-def _tiles(batch: int, dim: int, n: int, device: torch.device) -> tuple:
-    """(BLOCK_D, CHUNK, BLOCK_N, num_warps) for a scan of `batch` x `dim` channels with state size n.
+class Tiles(NamedTuple):
+    block_d: int      # channels per program
+    chunk: int        # steps per associative scan (the program walks the sequence chunk by chunk)
+    block_n: int      # state size padded to a power of 2
+    warps: int
+    tlast: bool       # forward tiles laid out (d, n, t) instead of (d, t, n)
+
+
+# Tiles measured best on an H200 for the batch-1 streaming shapes (L = 197) in CUDA graphs, keyed by
+# (batch, d, n); `scan_check.time_tiles` measures them (outputs/benchmarks/scan_tiles_gpu.csv).
+TUNED = {}
+
+
+def parse_tiles(spec: str, n: int) -> Tiles:
+    """'BLOCK_D,CHUNK[,WARPS[,tlast]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and TUNED)."""
+    parts = spec.split(",")
+    if not 2 <= len(parts) <= 4 or not all(v.isdigit() for v in parts[:3]):
+        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast]]' with powers of 2, got {spec!r}")
+    block_d, chunk = int(parts[0]), int(parts[1])
+    block_n = max(2, triton.next_power_of_2(n))
+    warps = int(parts[2]) if len(parts) > 2 else (4 if block_d * chunk * block_n <= 2048 else 8)
+    tlast = len(parts) > 3 and parts[3] == "tlast"
+    if any(v & (v - 1) for v in (block_d, chunk, warps)) or (len(parts) == 4 and not tlast):
+        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast]]' with powers of 2, got {spec!r}")
+    return Tiles(block_d, chunk, block_n, warps, tlast)
+
+
+def _tiles(batch: int, dim: int, n: int, device: torch.device) -> Tiles:
+    """Tiles for a scan of `batch` x `dim` channels with state size n.
 
     BLOCK_D x CHUNK x BLOCK_N fp32 values live per program: kept to 4096 (16 per thread at 8 warps, no
     spills). Small problems (batch-1 streaming) take narrow channel blocks, for enough programs to fill the
-    SMs. Measured on an H200 (outputs/benchmarks/scan_tiles_gpu.csv, L = 197, d = 768): 2 channels x 64 steps
-    beat 4 x 64, 2 x 128, 1 x 256 and 1 x 128 on both streaming shapes (temporal batch 1, spatial 2 directions)."""
-    block_n = max(2, triton.next_power_of_2(n))
-    forced = os.environ.get("ENDOLIB_TRITON_TILES")  # "BLOCK_D,CHUNK" (powers of 2), for tests and tuning
+    SMs; the measured streaming shapes come from TUNED. ENDOLIB_TRITON_TILES overrides (tests, tuning)."""
+    forced = os.environ.get("ENDOLIB_TRITON_TILES")
     if forced:
-        block_d, chunk = (int(v) for v in forced.split(","))
-        return block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8
+        return parse_tiles(forced, n)
+    block_n = max(2, triton.next_power_of_2(n))
     if device.type != "cuda":  # interpreter: fewer, larger programs run faster
-        return min(64, triton.next_power_of_2(dim)), CHUNK, block_n, 4
+        return Tiles(min(64, triton.next_power_of_2(dim)), CHUNK, block_n, 4, False)
+    if (batch, dim, n) in TUNED:
+        return parse_tiles(TUNED[(batch, dim, n)], n)
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     block_d = 8 if batch * math.ceil(dim / 8) >= 2 * sms else 2
     chunk = max(16, min(64, 4096 // (block_d * block_n)))
-    return block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8
+    return Tiles(block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8, False)
 
 
 def _check(u, delta, A, B, C, initial_state):
@@ -239,7 +276,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
     b, d, l = u.shape
     n = A.shape[-1]
     grp = b // A.shape[0] if A.dim() == 3 else b
-    block_d, chunk, block_n, warps = _tiles(b, d, n, u.device)
+    block_d, chunk, block_n, warps, tlast = _tiles(b, d, n, u.device)
     nchunk = max(1, math.ceil(l / chunk))
     out = torch.empty(b, d, l, device=u.device, dtype=u.dtype)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
@@ -253,7 +290,8 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
         h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk, grp,
         *u.stride(), *delta.stride(), *(z.stride() if z is not None else (0, 0, 0)), *B.stride(), *C.stride(),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
-        HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=chunk, BLOCK_N=block_n, num_warps=warps)
+        HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=chunk, BLOCK_N=block_n, TLAST=tlast,
+        num_warps=warps)
     return out, last, (hsave if save else None)
 
 
@@ -295,7 +333,7 @@ class _TritonScan(torch.autograd.Function):
             zf = z.float()
             dz = (dout * y_full.float() * _dsilu(zf)).to(z.dtype)
             dout = dout * F.silu(zf)
-        block_d, chunk, block_n, warps = _tiles(b, d, n, u.device)  # the forward's tiles: hsave fits them
+        block_d, chunk, block_n, warps, _ = _tiles(b, d, n, u.device)  # the forward's tiles: hsave fits them
         ndblk = triton.cdiv(d, block_d)
         du = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
         ddt = torch.empty_like(du)

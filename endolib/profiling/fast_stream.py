@@ -11,6 +11,8 @@
   `compile_mode` passes e.g. 'max-autotune-no-cudagraphs': the graph here is our own);
 - optionally (`fuse_bidir=True`) the spatial layers' two scan directions batched into one computation
   (`fused_mixer.fuse_bidirectional`: one conv, one bmm per projection, one grouped scan per layer);
+- optionally (`fold_dt=True`) dt_proj folded into x_proj (`fused_mixer.fold_dt_proj`: one GEMM per branch
+  instead of two);
 - the scan backend chosen as everywhere (`endolib.ops`): mamba-ssm / causal-conv1d when they import,
   else the Triton scan, else PyTorch; or forced with `backend=`.
 It computes exactly what `model.step` computes (tests compare them on CPU, the GPU module on the GPU).
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from endolib.models.endomamba import StreamState
+from endolib.profiling import fused_mixer
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +76,14 @@ class FastStream:
     def __init__(self, model, batch_size: int = 1, frames_per_step: int = 1, dtype=torch.bfloat16,
                  device=None, use_graph: Optional[bool] = None, compile: bool = False,
                  backend: Optional[str] = None, warmup: int = 3, fuse_bidir: bool = False,
-                 compile_mode: Optional[str] = None):
+                 compile_mode: Optional[str] = None, fold_dt: bool = False):
         device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = set_scan_backend(copy.deepcopy(model).eval().to(device=device, dtype=dtype), backend)
         fuse_norms(self.model)
         if fuse_bidir:
-            from endolib.profiling.fused_mixer import fuse_bidirectional
-            fuse_bidirectional(self.model)
+            fused_mixer.fuse_bidirectional(self.model)
+        if fold_dt:
+            fused_mixer.fold_dt_proj(self.model)
         self.device, self.dtype, self.k, self.batch = device, dtype, frames_per_step, batch_size
         self.use_graph = (device.type == "cuda") if use_graph is None else use_graph
         if self.use_graph and device.type != "cuda":

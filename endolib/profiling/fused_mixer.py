@@ -8,6 +8,7 @@ mixer an inference forward that stacks the two directions:
 - x_proj and dt_proj run as one `bmm` each over the two directions (weights stacked on a leading axis);
 - the scan runs once over a batch of 2·B with per-direction A / D / delta_bias (`selective_scan_grouped`,
   Triton) or, without Triton, per direction through the model's backend.
+`fold_dt_proj(model)` also folds each mixer's dt_proj into its x_proj (one GEMM fewer per branch).
 The model's parameters and eager path are untouched (the stacked weights are derived copies, rebuilt by
 calling `fuse_bidirectional` again after a weight change). Same function as `MambaMixer.forward`.
 """
@@ -59,8 +60,13 @@ def _fused_forward(self, hidden, state=None):
     xx = F.silu(F.conv1d(xx, p["conv_w"].to(xx.dtype), p["conv_b"].to(xx.dtype), padding=self.d_conv - 1,
                          groups=xx.shape[1])[..., :L])
     u = rearrange(xx, "b (g d) l -> (g b) d l", g=2)                                   # (2B, D, L)
-    dbc = torch.bmm(rearrange(u, "(g b) d l -> g (b l) d", g=2), p["x_w"].to(u.dtype))  # (2, B L, r+2n)
-    dt = torch.bmm(dbc[..., :r], p["dt_w"].to(u.dtype))                                # (2, B L, D)
+    uu = rearrange(u, "(g b) d l -> g (b l) d", g=2)
+    if "xdt_w" in p:  # dt_proj folded into x_proj: one bmm gives dt, B, C
+        dbc = torch.bmm(uu, p["xdt_w"].to(u.dtype))                                     # (2, B L, D+2n)
+        dt, r = dbc[..., :-2 * n], dbc.shape[-1] - 2 * n
+    else:
+        dbc = torch.bmm(uu, p["x_w"].to(u.dtype))                                       # (2, B L, r+2n)
+        dt = torch.bmm(dbc[..., :r], p["dt_w"].to(u.dtype))                             # (2, B L, D)
     dt = rearrange(dt, "g (b l) d -> (g b) d l", b=Bsz)
     B = rearrange(dbc[..., r:r + n], "g (b l) n -> (g b) n l", b=Bsz)
     C = rearrange(dbc[..., r + n:], "g (b l) n -> (g b) n l", b=Bsz)
@@ -81,4 +87,40 @@ def fuse_bidirectional(model) -> int:
             m._fused["triton"] = (m.scan_backend or backend_name(dev)) == "triton" and scan_triton.available(dev)
             m.forward = types.MethodType(_fused_forward, m)
             count += 1
+    return count
+
+
+@torch.no_grad()
+def _fold(x_w, dt_w, r: int):
+    """x_proj weight (.., r+2n, D) and dt_proj weight (.., D, r) -> (.., D+2n, D): dt = (W_dt W_x[:r]) x."""
+    folded = torch.cat([dt_w.double() @ x_w[..., :r, :].double(), x_w[..., r:, :].double()], -2)
+    return folded.to(x_w.dtype)
+
+
+def _folded_project(self, x, suffix: str):
+    """`MambaMixer._project` with dt_proj folded into x_proj: one GEMM instead of two."""
+    dbc = F.linear(rearrange(x, "b d l -> b l d"), getattr(self, f"_xdt_w{suffix}"))
+    dt, B, C = torch.split(dbc, [self.d_inner, self.d_state, self.d_state], dim=-1)
+    return rearrange(dt, "b l d -> b d l"), rearrange(B, "b l n -> b n l"), rearrange(C, "b l n -> b n l")
+
+
+def fold_dt_proj(model) -> int:
+    """Fold every mixer's dt_proj into its x_proj for inference (dt = W_dt (W_x[:r] x) = (W_dt W_x[:r]) x,
+    the product taken in float64): one projection of D+2n outputs instead of two GEMMs per branch, i.e. one
+    kernel fewer per branch at batch-1 streaming, where each GEMM is latency-bound. More FLOPs (D x D instead
+    of D x r + r x D), the same function up to rounding. Derived copies: call again after a weight change.
+    Run after `fuse_bidirectional` so fused mixers fold their stacked weights too. Returns mixers folded."""
+    count = 0
+    for m in model.modules():
+        if not (hasattr(m, "x_proj") and hasattr(m, "dt_proj")):
+            continue
+        r = m.dt_rank
+        if getattr(m, "_fused", None) is not None:
+            p = m._fused  # stacked (2, D, r+2n) / (2, r, D), transposed: fold on the transposes
+            p["xdt_w"] = _fold(p["x_w"].transpose(1, 2), p["dt_w"].transpose(1, 2), r).transpose(1, 2)
+        for suffix in ("", "_b") if m.bidirectional else ("",):
+            xw, dw = getattr(m, f"x_proj{suffix}").weight, getattr(m, f"dt_proj{suffix}").weight
+            setattr(m, f"_xdt_w{suffix}", _fold(xw, dw, r))
+        m._project = types.MethodType(_folded_project, m)
+        count += 1
     return count

@@ -84,18 +84,28 @@ def _section(name: str, fn, *a, **kw) -> list:
     return rows
 
 
+def _scan_tiles(backend, device) -> str:
+    """The Triton tiles of the two streaming scan shapes (temporal batch 1 / fused spatial batch 2), as run."""
+    if backend != "triton" or torch.device(device).type != "cuda":
+        return "n/a"
+    from endolib.ops import scan_triton
+    tiles = [scan_triton._tiles(b, 768, 16, torch.device(device)) for b in (1, 2)]
+    return " / ".join(f"{t.block_d},{t.chunk},{t.warps}{',tlast' if t.tlast else ''}" for t in tiles)
+
+
 def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int, keep: dict,
-               fuse_bidir: bool = False, compile_mode=None, writer=None) -> list:
+               fuse_bidir: bool = False, compile_mode=None, writer=None, fold_dt: bool = False) -> list:
     """Streaming rows of one FastStream variant; on CUDA its GPU time per kernel family goes to the log and,
     with a `writer`, to kernels_gpu.csv."""
     fs = FastStream(model, dtype=dtype, device=device, backend=backend, compile=compile, fuse_bidir=fuse_bidir,
-                    compile_mode=compile_mode)
+                    compile_mode=compile_mode, fold_dt=fold_dt)
     diff = suite.check_fast_stream(model, fs, backend, frames=8)
     pool = suite.frame_pool(4, model.img_size, device, dtype)
     mode = "stream_fast_compiled" if compile else ("stream_fast_graph" if fs.graph is not None else "stream_fast")
-    mode += ("_fused" if fuse_bidir else "") + (f"_{compile_mode}" if compile_mode else "")
+    mode += ("_fused" if fuse_bidir else "") + ("_fold" if fold_dt else "") + (f"_{compile_mode}" if compile_mode else "")
     tiles = os.environ.get("ENDOLIB_TRITON_TILES")
     mode += f"_tiles{tiles.replace(',', 'x')}" if tiles else ""
+    diff["scan_tiles"] = _scan_tiles(backend, device)
     if torch.device(device).type == "cuda":
         kernels = [dict(mode=mode, backend=backend, **r) for r in floor.kernel_breakdown(fs._body)]
         for r in kernels:
@@ -166,9 +176,12 @@ def _summary(speed: pd.DataFrame, floor_df: pd.DataFrame, scan: pd.DataFrame) ->
     return "\n".join(lines)
 
 
-# (fuse_bidir, compile, compile_mode) of the fast-only run, cheapest first; the last ones only within budget
-FAST_VARIANTS = [(True, False, None), (False, True, None), (True, True, None),
-                 (True, True, "max-autotune-no-cudagraphs")]
+# FastStream options of the fast-only run, cheapest first; the last ones only within --budget-s
+AUTOTUNE = "max-autotune-no-cudagraphs"  # inductor's GEMM autotuning; the CUDA graph is FastStream's own
+FAST_VARIANTS = [dict(fuse_bidir=True), dict(compile=True), dict(fuse_bidir=True, compile=True),
+                 dict(fuse_bidir=True, compile=True, compile_mode=AUTOTUNE),
+                 dict(fuse_bidir=True, compile=True, fold_dt=True),
+                 dict(fuse_bidir=True, compile=True, fold_dt=True, compile_mode=AUTOTUNE)]
 
 
 def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
@@ -178,16 +191,21 @@ def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
     extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
     cache, df, floor_df = {}, pd.DataFrame(), pd.DataFrame()
     if args.tiles_bench and device.type == "cuda" and be == "triton":
-        tb = w.add("scan_tiles_gpu.csv", _section("scan_tiles", scan_check.time_tiles, device))
+        from endolib.ops import scan_triton
+        rows = _section("scan_tiles", scan_check.time_tiles, device)
+        tb = w.add("scan_tiles_gpu.csv", rows)
         log.info("scan tiles:\n%s", tb.to_string(index=False))
+        scan_triton.TUNED.update(scan_check.best_tiles(rows))  # the variants below run the measured best
+        log.info("scan tiles used from here on: %s", scan_triton.TUNED)
     pick = [int(i) for i in args.variants.split(",") if i] or range(len(FAST_VARIANTS))
-    for fuse, comp, mode in (FAST_VARIANTS[i] for i in pick):
+    for opts in (FAST_VARIANTS[i] for i in pick):
+        comp = opts.get("compile", False)
         if (comp and (args.no_compile or device.type != "cuda")) or time.time() - t0 > args.budget_s:
-            log.info("variant fuse=%s compile=%s mode=%s skipped", fuse, comp, mode)
+            log.info("variant %s skipped", opts)
             continue
-        fast = {}
-        rows = _section(f"fast_{fuse}_{comp}_{mode}", _fast_rows, model, be, g["fast"], device, dtype, comp,
-                        g["window"], fast, fuse_bidir=fuse, compile_mode=mode, writer=w)
+        fast, kw = {}, {k: v for k, v in opts.items() if k != "compile"}
+        rows = _section(f"fast_{opts}", _fast_rows, model, be, g["fast"], device, dtype, comp,
+                        g["window"], fast, writer=w, **kw)
         df = w.add("speed_gpu.csv", [{**extra, **r} for r in rows])
         floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, model, device, fast, cache))
     return df, floor_df

@@ -66,6 +66,23 @@ def time_calls(fn: Callable, device, iters: int, warmup: int = 2) -> np.ndarray:
     return np.array(out)
 
 
+def time_in_graph(fn: Callable, device, reps: int = 20, iters: int = 10) -> np.ndarray:
+    """GPU milliseconds per call of fn(), with `reps` calls captured in one CUDA graph replayed `iters` times:
+    kernel time without the host's launch overhead (what a step inside FastStream's graph pays)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):  # compile / warm up outside the capture
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(reps):
+            fn()
+    graph.replay()
+    return time_calls(graph.replay, device, iters=iters, warmup=1) / reps
+
+
 class CpuPeakMemory(TorchDispatchMode):
     """Peak bytes of live tensor storages created by ops inside the context (CPU stand-in for the
     CUDA allocator's peak). Storages are counted once however many views point at them."""

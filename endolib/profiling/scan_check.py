@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from endolib.ops import selective_scan, selective_scan_ref
-from endolib.profiling.harness import time_calls
+from endolib.profiling.harness import time_calls, time_in_graph
 
 log = logging.getLogger(__name__)
 _REF_CACHE: dict = {}
@@ -141,10 +141,16 @@ def time_backends(backends, device, b=1, d=768, l=197, n=16, iters: int = 50) ->
     return rows
 
 
-def time_tiles(device, tiles=("auto", "4,64", "2,128", "1,256", "2,64", "1,128", "2,256"), d: int = 768, l: int = 197, n: int = 16,
-               iters: int = 50) -> list:
-    """Triton scan forward time (bf16, median ms) per tile choice ('BLOCK_D,CHUNK' via ENDOLIB_TRITON_TILES) on
-    the two streaming shapes: a temporal layer (batch 1, initial state) and a fused spatial layer (2 directions)."""
+# forward tile choices timed on the streaming shapes: 'BLOCK_D,CHUNK,WARPS[,tlast]' (see scan_triton.parse_tiles)
+TILE_CHOICES = tuple(f"{bd},{ch},{w}{lay}" for lay in ("", ",tlast") for bd, ch in
+                     ((1, 64), (1, 128), (1, 256), (2, 32), (2, 64), (2, 128), (4, 32), (4, 64), (8, 32))
+                     for w in (1, 2, 4, 8) if 8 * 32 * w <= bd * ch * 16 <= 64 * 32 * w)  # 8-64 fp32 values a thread
+
+
+def time_tiles(device, tiles=("auto",) + TILE_CHOICES, d: int = 768, l: int = 197, n: int = 16) -> list:
+    """Triton scan forward GPU time (bf16, ms per call inside a CUDA graph) per tile choice (set through
+    ENDOLIB_TRITON_TILES) on the two streaming shapes: a temporal layer (batch 1, initial state) and a fused
+    spatial layer (2 directions); `best_tiles(rows)` picks the fastest per shape."""
     from endolib.ops import scan_triton
     inp = {k: v for k, v in random_inputs(2, d, l, n, seed=98).items() if v is not None}
     kw = {k: v.to(device).to(torch.bfloat16 if k in ("u", "delta", "B", "C", "z") else torch.float32)
@@ -157,20 +163,35 @@ def time_tiles(device, tiles=("auto", "4,64", "2,128", "1,256", "2,64", "1,128",
              "spatial_grouped_b2": lambda: scan_triton.selective_scan_grouped(
                  kw["u"], kw["delta"], grp["A"], kw["B"], kw["C"], grp["D"], z=kw["z"],
                  delta_bias=grp["delta_bias"], delta_softplus=True)}
+    batch = {"temporal_b1_h0": 1, "spatial_grouped_b2": 2}
     rows, first, old = [], {}, os.environ.pop("ENDOLIB_TRITON_TILES", None)
     try:
         for t in tiles:
             if t != "auto":
                 os.environ["ENDOLIB_TRITON_TILES"] = t
             for case, fn in calls.items():
-                y = fn()
-                y = y[0] if isinstance(y, tuple) else y
-                first.setdefault(case, y)
-                ms = time_calls(fn, device, iters=iters, warmup=3)
-                rows.append(dict(tiles=t, case=case, d=d, l=l, n=n, ms_median=float(np.median(ms)),
-                                 rel_vs_first=_rel(y, first[case])))
+                try:
+                    y = fn()
+                    y = y[0] if isinstance(y, tuple) else y
+                    first.setdefault(case, y)
+                    us = time_in_graph(fn, device) * 1e3
+                    rows.append(dict(tiles=t, case=case, batch=batch[case], d=d, l=l, n=n,
+                                     us_median=float(np.median(us)), rel_vs_first=_rel(y, first[case])))
+                except Exception as e:  # a config that fails to compile (resources) is a result, not a crash
+                    rows.append(dict(tiles=t, case=case, batch=batch[case], d=d, l=l, n=n,
+                                     error=f"{type(e).__name__}: {e}"[:200]))
             os.environ.pop("ENDOLIB_TRITON_TILES", None)
     finally:
         if old is not None:
             os.environ["ENDOLIB_TRITON_TILES"] = old
     return rows
+
+
+def best_tiles(rows: list, max_rel: float = 1e-2) -> dict:
+    """{(batch, d, n): tiles} of the fastest correct choice per shape in `time_tiles` rows ('auto' excluded)."""
+    ok = [r for r in rows if r.get("tiles") != "auto" and np.isfinite(r.get("us_median", np.nan))
+          and r.get("rel_vs_first", np.inf) <= max_rel]
+    best = {}
+    for r in sorted(ok, key=lambda r: r["us_median"]):
+        best.setdefault((r["batch"], r["d"], r["n"]), r["tiles"])
+    return best
