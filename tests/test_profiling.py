@@ -8,7 +8,7 @@ from endolib.models.mamba import RMSNorm
 from endolib.profiling import floor, harness, scan_check, suite
 from endolib.profiling.baselines import build_baseline
 from endolib.profiling.fast_stream import FastStream, embed_at, fuse_norms
-from endolib.profiling.fused_mixer import fold_dt_proj, fuse_bidirectional
+from endolib.profiling.fused_mixer import fold_dt_proj, fuse_mixers
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +87,9 @@ def test_fast_stream_equals_eager_step_and_resets(nano, k):
 
 
 @pytest.mark.parametrize("variant, frames, tol", [(dict(compile="aot_eager"), 2, 1e-5),  # traced by compile
-                                                   (dict(fuse_bidir=True), 3, 1e-4),        # fused directions
+                                                   (dict(fuse_mixers=True), 3, 1e-4),        # fused directions
                                                    (dict(fold_dt=True), 3, 1e-4),           # dt_proj folded
-                                                   (dict(fuse_bidir=True, fold_dt=True), 3, 1e-4)])
+                                                   (dict(fuse_mixers=True, fold_dt=True), 3, 1e-4)])
 def test_fast_stream_variant_equals_eager_step(nano, variant, frames, tol):
     fs = FastStream(nano, dtype=torch.float32, **variant)
     x = torch.randn(1, 3, frames, 32, 32)
@@ -208,15 +208,23 @@ def test_plots_and_summary_from_rows(tmp_path):
     assert len(plots.plot_breakdown(df).patches) == 3
 
 
-def test_fused_bidirectional_mixer_equals_eager(nano):
-    """Both directions batched (one conv, one bmm per projection, grouped scan) == the two-branch forward."""
+def test_fused_mixers_equal_eager(nano):
+    """Token-major fused mixers (conv as shifts, directions batched, row-major GEMMs) == the eager model:
+    whole clips, and a stream whose conv / SSM state crosses frames."""
     import copy
     fused = copy.deepcopy(nano)
-    assert fuse_bidirectional(fused) == nano.num_spatial
+    assert fuse_mixers(fused) == nano.depth
     for b in (1, 2):
         x = torch.randn(b, 3, 2, 32, 32)
         with torch.no_grad():
             torch.testing.assert_close(fused.forward_features(x), nano.forward_features(x), rtol=1e-4, atol=1e-4)
+            s_ref, s_fused = nano.init_stream(b), fused.init_stream(b)
+            for t in range(2):
+                ref, s_ref = nano.step(x[:, :, t:t + 1], s_ref)
+                out, s_fused = fused.step(x[:, :, t:t + 1], s_fused)
+                torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+            for a, c in zip(s_ref.conv + s_ref.ssm, s_fused.conv + s_fused.ssm):
+                torch.testing.assert_close(c, a, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="no stream state"):
         fused.layers[0].mixer(torch.randn(1, 5, nano.embed_dim), nano.layers[-1].mixer.init_state(1))
 
@@ -266,7 +274,7 @@ def test_gpu_module_fast_only_on_cpu_quick(tmp_path):
     gpu.main(["--out", str(tmp_path), "--device", "cpu", "--quick", "--model", "endomamba_nano", "--img-size", "32",
               "--only", "fast", "--budget-s", "1e9"])
     speed = pd.read_csv(tmp_path / "speed_gpu.csv")
-    assert set(speed["mode"]) == {"stream_fast_fused"} and (speed["status"] == "ok").all()
+    assert set(speed["mode"]) == {"stream_fast_fused_tm"} and (speed["status"] == "ok").all()
     assert (speed["check_rel"] < 3e-2).all() and speed["fps"].gt(0).all()
     assert len(pd.read_csv(tmp_path / "floor_gpu.csv")) == 3
 
@@ -276,3 +284,16 @@ def test_best_tiles_picks_fastest_correct_choice_per_shape():
     rows = [row("auto", 1, 1.0), row("2,64,4", 1, 9.0), row("1,128,2,tlast", 1, 5.0), row("4,32,1", 1, 2.0, rel=0.5),
             row("2,64,4", 2, 7.0), row("8,32,8", 2, 8.0), dict(tiles="1,256,8", batch=2, d=768, n=16, error="oom")]
     assert scan_check.best_tiles(rows) == {(1, 768, 16): "1,128,2,tlast", (2, 768, 16): "2,64,4"}
+
+
+def test_kernel_families_and_breakdown():
+    names = {"_fwd_kernel": "scan", "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize64x64x64": "matmul",
+             "nvjet_tst_64x8_64x16_4x1_v_bz_TNT": "matmul", "triton_mm_28": "matmul", "triton_bmm_40": "matmul",
+             "triton_poi_fused_convolution_silu_3": "conv", "triton_red_fused__to_copy_add_mean_mul_rsqrt_1": "triton fused",
+             "triton_poi_fused_bmm_transpose_7": "triton fused", "void at::native::elementwise_kernel<128, 2>": "other",
+             "void at::native::conv_depthwise2d_forward_kernel": "conv"}
+    assert {n: floor._family(n) for n in names} == names
+    table = [dict(name=n, family=f, count=2, us=float(i + 1)) for i, (n, f) in enumerate(names.items())]
+    fams = {r["family"]: r for r in floor.kernel_breakdown(table)}
+    assert fams["matmul"]["count"] == 8 and fams["matmul"]["us"] == 2 + 3 + 4 + 5
+    assert sum(r["us"] for r in fams.values()) == sum(r["us"] for r in table)

@@ -82,21 +82,61 @@ def compare_all(device, seed=0) -> list:
 
 def compare_grouped(device, seed=0) -> list:
     """selective_scan_grouped (directions stacked on the batch axis, own A / D / bias per group, strided
-    delta) vs the float64 loop run on each group's slice: relative errors per group."""
+    delta) vs the float64 loop run on each group's slice: relative errors per group and call, of y and, with
+    an initial state and a token-major output, of y and the last state; -1 if that output is not token-major."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     G, m, d, l, n = 2, int(torch.randint(1, 3, (1,), generator=g)), 6, int(torch.randint(65, 100, (1,), generator=g)), 16
     u, dt, z, B, C = r(G * m, d, l), r(G * m, d, l) * 0.5 - 1, r(G * m, d, l), r(G * m, n, l), r(G * m, n, l)
-    A, D, bias = -torch.exp(r(G, d, n) * 0.5), r(G, d), r(G, d) * 0.3
+    A, D, bias, h0 = -torch.exp(r(G, d, n) * 0.5), r(G, d), r(G, d) * 0.3, r(G * m, d, n)
     to = lambda t: t.to(device)  # noqa: E731
-    y = scan_triton.selective_scan_grouped(to(u), to(dt).transpose(1, 2).contiguous().transpose(1, 2), to(A), to(B),
-                                           to(C), to(D), z=to(z), delta_bias=to(bias), delta_softplus=True)
-    errs = []
+    args = (to(u), to(dt).transpose(1, 2).contiguous().transpose(1, 2), to(A), to(B), to(C), to(D))
+    kw = dict(z=to(z), delta_bias=to(bias), delta_softplus=True)
+    y = scan_triton.selective_scan_grouped(*args, **kw)
+    y2, last = scan_triton.selective_scan_grouped(*args, **kw, initial_state=to(h0), return_last_state=True,
+                                                  token_major=True)
+    errs = [] if y2.transpose(1, 2).is_contiguous() else [-1.0]
     for i in range(G):
         s = slice(i * m, (i + 1) * m)
-        yr = selective_scan_ref(u[s].double(), dt[s].double(), A[i].double(), B[s].double(), C[s].double(),
-                                D[i].double(), z=z[s].double(), delta_bias=bias[i].double(), delta_softplus=True)
-        errs.append(_rel(y[s], yr))
+        ref = lambda h: selective_scan_ref(u[s].double(), dt[s].double(), A[i].double(), B[s].double(),  # noqa
+                                           C[s].double(), D[i].double(), z=z[s].double(), delta_bias=bias[i].double(),
+                                           delta_softplus=True, initial_state=h, return_last_state=True)
+        yr, _ = ref(None)
+        yr2, lastr = ref(h0[s].double())
+        errs += [_rel(y[s], yr), _rel(y2[s], yr2), _rel(last[s], lastr)]
+    return errs
+
+
+def compare_fused_mixers(device, seed=0) -> list:
+    """Fused token-major mixers on the Triton scan (grouped, token-major output, carried state) vs eager mixers
+    on the PyTorch scan, with random weights, inputs and states: relative errors of a bidirectional mixer's
+    output, then of a causal mixer's output, conv state and SSM state over two calls."""
+    import copy
+    from endolib.models.mamba import MambaMixer
+    from endolib.profiling.fused_mixer import fuse_mixers
+    torch.manual_seed(seed)
+    if scan_triton.interpreting():  # one program per sequence: the interpreter runs programs one by one
+        os.environ["ENDOLIB_TRITON_TILES"] = "32,8"
+    errs = []
+    for bidir in (True, False):
+        ref = MambaMixer(16, bidirectional=bidir, scan_backend="torch").to(device)
+        for prm in ref.parameters():  # O(1) weights: every path matters to the output
+            torch.nn.init.normal_(prm, std=0.3)
+        fused = torch.nn.Sequential(copy.deepcopy(ref))
+        fused[0].scan_backend = "triton"
+        fuse_mixers(fused)
+        assert fused[0]._fused["triton"]
+        x = torch.randn(2, 2, 7, 16, device=device)
+        with torch.no_grad():
+            if bidir:
+                errs.append(_rel(fused[0](x[0]), ref(x[0])))
+                continue
+            s_ref = tuple(torch.randn_like(t) for t in ref.init_state(2, device))
+            s_fused = tuple(t.clone() for t in s_ref)
+            for t in range(2):
+                a, s_ref = ref(x[t], s_ref)
+                b, s_fused = fused[0](x[t], s_fused)
+                errs += [_rel(b, a), _rel(s_fused[0], s_ref[0]), _rel(s_fused[1], s_ref[1])]
     return errs
 
 
@@ -113,7 +153,7 @@ def _assert_errors(rows):
 
 
 def _assert_grouped(errs):
-    assert len(errs) == 2 and max(errs) < 1e-5, errs
+    assert len(errs) == 6 and min(errs) >= 0 and max(errs) < 1e-5, errs
 
 
 def test_grouped_bad_shapes_say_what_was_expected():
@@ -145,6 +185,7 @@ def test_triton_matches_reference_cuda(reverse, monkeypatch):
     seed = int.from_bytes(os.urandom(2), "little")
     _assert_errors(compare_all("cuda", seed=seed))
     _assert_grouped(compare_grouped("cuda", seed=seed))
+    assert max(compare_fused_mixers("cuda", seed=seed)) < 1e-5
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
@@ -163,6 +204,7 @@ def test_triton_matches_reference_interpreter(tiles):
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     _assert_errors(res["rows"])
     _assert_grouped(res["grouped"])
+    assert len(res["mixers"]) == 7 and max(res["mixers"]) < 1e-5, res["mixers"]
 
 
 @pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
@@ -176,5 +218,6 @@ def test_parse_tiles():
 
 if __name__ == "__main__":  # run by the interpreter test in a fresh process
     assert scan_triton.interpreting(), "set TRITON_INTERPRET=1 before running this file"
-    print(json.dumps(dict(rows=compare_all("cpu", seed=int(sys.argv[1])),
-                          grouped=compare_grouped("cpu", seed=int(sys.argv[1])))))
+    seed = int(sys.argv[1])
+    print(json.dumps(dict(rows=compare_all("cpu", seed=seed), grouped=compare_grouped("cpu", seed=seed),
+                          mixers=compare_fused_mixers("cpu", seed=seed))))

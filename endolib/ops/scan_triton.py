@@ -66,6 +66,7 @@ if _HAVE_TRITON:
     @triton.jit
     def _fwd_kernel(U, DT, A, Bm, Cm, Dv, Z, BIAS, H0, OUT, HLAST, HSAVE, L, DIM, NSTATE, NCHUNK, GRP,
                     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sb_b, sb_n, sb_l, sc_b, sc_n, sc_l,
+                    so_b, so_d, so_l,
                     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                     SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE: tl.constexpr,
                     BLOCK_D: tl.constexpr, CHUNK: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -97,7 +98,7 @@ if _HAVE_TRITON:
             t = c * CHUNK + offs_t
             tmask = t < L
             m2 = dmask[:, None] & tmask[None, :]
-            base = (pid_b * DIM + offs_d[:, None]) * L + t[None, :]  # the (contiguous) output
+            out_off = pid_b * so_b + offs_d[:, None] * so_d + t[None, :] * so_l
             u = tl.load(U + pid_b * su_b + offs_d[:, None] * su_d + t[None, :] * su_l, mask=m2, other=0.0)
             u = u.to(tl.float32)
             dt = tl.load(DT + pid_b * sdt_b + offs_d[:, None] * sdt_d + t[None, :] * sdt_l, mask=m2, other=0.0)
@@ -133,7 +134,7 @@ if _HAVE_TRITON:
                 zz = tl.load(Z + pid_b * sz_b + offs_d[:, None] * sz_d + t[None, :] * sz_l, mask=m2, other=0.0)
                 zz = zz.to(tl.float32)
                 y = y * zz * tl.sigmoid(zz)
-            tl.store(OUT + base, y.to(OUT.dtype.element_ty), mask=m2)
+            tl.store(OUT + out_off, y.to(OUT.dtype.element_ty), mask=m2)
         tl.store(HLAST + state_off, h, mask=dn_mask)
 
     @triton.jit
@@ -269,16 +270,26 @@ def _check(u, delta, A, B, C, initial_state):
             f"imported); got device {u.device}, triton installed: {_HAVE_TRITON}. Use backend 'torch' instead.")
 
 
-def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
+def _empty_out(u, token_major: bool):
+    """The scan output (b, d, l): contiguous, or token-major (a view of a contiguous (b, l, d)), so that the
+    `b d l -> b l d` view a mixer hands its out_proj is row-major (a GEMM with a column-major activation
+    operand measured ~3x slower at 197 rows: outputs/benchmarks/gemm_layout_gpu.csv)."""
+    b, d, l = u.shape
+    if token_major:
+        return torch.empty(b, l, d, device=u.device, dtype=u.dtype).transpose(1, 2)
+    return torch.empty(b, d, l, device=u.device, dtype=u.dtype)
+
+
+def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=False):
     # u, delta, z: (b, d, l), B, C: (b, n, l), any strides; A: (d, n) or (g, d, n) with D, delta_bias (g, d)
-    # (batch element i uses group i // (b // g)) -> out (b, d, l) contiguous in u.dtype,
-    # last (b, d, n) fp32, hsave (b, d, chunks, n) fp32
+    # (batch element i uses group i // (b // g)) -> out (b, d, l) in u.dtype, contiguous, or with
+    # token_major a view of a contiguous (b, l, d); last (b, d, n) fp32, hsave (b, d, chunks, n) fp32
     b, d, l = u.shape
     n = A.shape[-1]
     grp = b // A.shape[0] if A.dim() == 3 else b
     block_d, chunk, block_n, warps, tlast = _tiles(b, d, n, u.device)
     nchunk = max(1, math.ceil(l / chunk))
-    out = torch.empty(b, d, l, device=u.device, dtype=u.dtype)
+    out = _empty_out(u, token_major)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
     hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last
     dummy = last
@@ -289,6 +300,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save):
         delta_bias.float().contiguous() if delta_bias is not None else dummy,
         h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk, grp,
         *u.stride(), *delta.stride(), *(z.stride() if z is not None else (0, 0, 0)), *B.stride(), *C.stride(),
+        *out.stride(),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
         HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=chunk, BLOCK_N=block_n, TLAST=tlast,
         num_warps=warps)
@@ -361,9 +373,10 @@ class _TritonScan(torch.autograd.Function):
 
 def _scan_infer(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                 D: Optional[torch.Tensor], z: Optional[torch.Tensor], delta_bias: Optional[torch.Tensor],
-                h0: Optional[torch.Tensor], softplus: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+                h0: Optional[torch.Tensor], softplus: bool, token_major: bool = False
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Forward only (inference): (y, last_state). Registered as a custom op so torch.compile keeps it whole."""
-    out, last, _ = _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, False)
+    out, last, _ = _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, False, token_major)
     return out, last
 
 
@@ -373,8 +386,9 @@ if _HAVE_TRITON:
         _infer_op = torch.library.custom_op("endolib::triton_selective_scan", mutates_args=())(_scan_infer)
 
         @_infer_op.register_fake
-        def _(u, delta, A, B, C, D, z, delta_bias, h0, softplus):
-            return torch.empty_like(u), u.new_empty(u.shape[0], u.shape[1], A.shape[-1], dtype=torch.float32)
+        def _(u, delta, A, B, C, D, z, delta_bias, h0, softplus, token_major=False):
+            last = u.new_empty(u.shape[0], u.shape[1], A.shape[-1], dtype=torch.float32)
+            return _empty_out(u, token_major), last
     except Exception as e:  # pragma: no cover - older torch
         log.debug("custom op registration failed (%s); torch.compile will graph-break at the scan", e)
 
@@ -393,23 +407,29 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     return (out, last) if return_last_state else out
 
 
-def selective_scan_grouped(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
+def selective_scan_grouped(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False,
+                           initial_state=None, return_last_state=False, token_major=False):
     """Inference scan over groups of batch elements with their own parameters, in ONE launch (Triton).
 
-    u, delta, z: (b, d, l); B, C: (b, n, l); A: (g, d, n); D, delta_bias: (g, d); b = g * m and batch
-    element i uses group i // m (e.g. a bidirectional layer's two directions stacked on the batch axis).
-    Returns y (b, d, l) in u's dtype; the same as `selective_scan` run on each group's slice."""
+    u, delta, z: (b, d, l) with any strides; B, C: (b, n, l); A: (g, d, n); D, delta_bias: (g, d); b = g * m
+    and batch element i uses group i // m (e.g. a bidirectional layer's two directions stacked on the batch
+    axis; g = 1 for a plain layer); initial_state: (b, d, n). Returns y (b, d, l) in u's dtype, the same as
+    `selective_scan` run on each group's slice [, last_state (b, d, n) float32]. token_major=True returns y
+    as a view of a contiguous (b, l, d) tensor (same values)."""
     g, d, n = A.shape
     b, l = u.shape[0], u.shape[2]
     if b % g or u.shape[1] != d or D.shape != (g, d) or B.shape != (b, n, l) or C.shape != (b, n, l) \
-            or (delta_bias is not None and delta_bias.shape != (g, d)):
+            or (delta_bias is not None and delta_bias.shape != (g, d)) \
+            or (initial_state is not None and initial_state.shape != (b, d, n)):
         raise ValueError(f"selective_scan_grouped expects u (b, d, l) with b a multiple of the groups, A (g, d, n), "
-                         f"D / delta_bias (g, d), B, C (b, n, l); got u {tuple(u.shape)}, A {tuple(A.shape)}, "
-                         f"D {tuple(D.shape)}, B {tuple(B.shape)}, C {tuple(C.shape)}.")
+                         f"D / delta_bias (g, d), B, C (b, n, l), initial_state (b, d, n); got u {tuple(u.shape)}, "
+                         f"A {tuple(A.shape)}, D {tuple(D.shape)}, B {tuple(B.shape)}, C {tuple(C.shape)}, "
+                         f"initial_state {None if initial_state is None else tuple(initial_state.shape)}.")
     if not available(u.device):
         raise ValueError(f"selective_scan_grouped needs the triton scan (CUDA, or TRITON_INTERPRET=1 on CPU); "
                          f"got device {u.device}, triton installed: {_HAVE_TRITON}.")
-    return _infer_op(u, delta, A, B, C, D, z, delta_bias, None, bool(delta_softplus))[0]
+    y, last = _infer_op(u, delta, A, B, C, D, z, delta_bias, initial_state, bool(delta_softplus), bool(token_major))
+    return (y, last) if return_last_state else y
 
 
 def _register():

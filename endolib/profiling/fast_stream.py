@@ -9,8 +9,8 @@
 - RMSNorm through `F.rms_norm` (fused; the same fp32 arithmetic);
 - optionally `torch.compile` of the step body before capture (fuses the small elementwise kernels;
   `compile_mode` passes e.g. 'max-autotune-no-cudagraphs': the graph here is our own);
-- optionally (`fuse_bidir=True`) the spatial layers' two scan directions batched into one computation
-  (`fused_mixer.fuse_bidirectional`: one conv, one bmm per projection, one grouped scan per layer);
+- optionally (`fuse_mixers=True`) fused token-major mixers (`fused_mixer.fuse_mixers`: row-major GEMMs, the
+  conv as shifted multiply-adds, a spatial layer's two directions as one conv / bmm / grouped scan);
 - optionally (`fold_dt=True`) dt_proj folded into x_proj (`fused_mixer.fold_dt_proj`: one GEMM per branch
   instead of two);
 - the scan backend chosen as everywhere (`endolib.ops`): mamba-ssm / causal-conv1d when they import,
@@ -75,13 +75,13 @@ class FastStream:
 
     def __init__(self, model, batch_size: int = 1, frames_per_step: int = 1, dtype=torch.bfloat16,
                  device=None, use_graph: Optional[bool] = None, compile: bool = False,
-                 backend: Optional[str] = None, warmup: int = 3, fuse_bidir: bool = False,
+                 backend: Optional[str] = None, warmup: int = 3, fuse_mixers: bool = False,
                  compile_mode: Optional[str] = None, fold_dt: bool = False):
         device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = set_scan_backend(copy.deepcopy(model).eval().to(device=device, dtype=dtype), backend)
         fuse_norms(self.model)
-        if fuse_bidir:
-            fused_mixer.fuse_bidirectional(self.model)
+        if fuse_mixers:
+            fused_mixer.fuse_mixers(self.model)
         if fold_dt:
             fused_mixer.fold_dt_proj(self.model)
         self.device, self.dtype, self.k, self.batch = device, dtype, frames_per_step, batch_size

@@ -14,7 +14,9 @@ CUDA graph. The floor is the largest of the three times; the term that gives it 
 import logging
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -137,23 +139,60 @@ def floor_rows(cost: dict, ceil: Ceilings, launches: int, measured_ms: float, gr
     return [dict(term=k, ms=v * 1e3, **base) for k, v in terms.items()]
 
 
-def kernel_breakdown(fn) -> list:
-    """GPU time of one call of fn() by kernel family (scan, matmul, conv, fused triton, other): rows of family,
-    kernel count and total µs, largest first; their sum is the busy time, the rest of a step is launch gaps."""
+def _family(name: str) -> str:
+    low = name.lower()
+    if "_fwd_kernel" in name:
+        return "scan"
+    if name.startswith("triton_") and not name.startswith(("triton_mm", "triton_bmm", "triton_tem")):
+        return "conv" if "conv" in low else "triton fused"  # inductor's fused pointwise / reduction kernels
+    if any(k in low for k in ("gemm", "nvjet", "cutlass", "xmma", "sm90", "triton_mm", "triton_bmm", "triton_tem")):
+        return "matmul"
+    return "conv" if "conv" in low else "other"
+
+
+def kernel_table(fn) -> list:
+    """GPU time of one call of fn() per kernel name: rows of name, family (scan, matmul, conv, triton fused,
+    other), count and total µs, largest first."""
     from torch.profiler import ProfilerActivity, profile
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    fams = {}
+    names = {}
     for e in prof.events():
         if e.device_type != torch.autograd.DeviceType.CUDA:
             continue
-        name = e.name
-        fam = ("scan" if "_fwd_kernel" in name else
-               "matmul" if any(k in name.lower() for k in ("gemm", "nvjet", "cutlass", "xmma", "sm90", "mm_")) else
-               "conv" if "conv" in name.lower() else "triton fused" if name.startswith("triton_") else "other")
-        f = fams.setdefault(fam, dict(family=fam, count=0, us=0.0))
-        f["count"] += 1
-        f["us"] += e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+        r = names.setdefault(e.name, dict(name=e.name, family=_family(e.name), count=0, us=0.0))
+        r["count"] += 1
+        r["us"] += e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+    return sorted(names.values(), key=lambda r: -r["us"])
+
+
+def kernel_breakdown(table: list) -> list:
+    """`kernel_table` rows summed by family: family, kernel count, µs, largest first. Their sum is the GPU
+    busy time of the call; the rest of a step is launch gaps."""
+    fams = {}
+    for r in table:
+        f = fams.setdefault(r["family"], dict(family=r["family"], count=0, us=0.0))
+        f["count"] += r["count"]
+        f["us"] += r["us"]
     return sorted(fams.values(), key=lambda r: -r["us"])
+
+
+# GEMMs of one streamed endomamba_small frame (197 tokens): (name, M, K, N)
+STREAM_GEMMS = (("in_proj", 197, 384, 1536), ("x_proj", 197, 768, 56), ("dt_proj", 197, 24, 768),
+                ("out_proj", 197, 768, 384), ("x_proj+dt_proj folded", 197, 768, 800))
+
+
+def time_gemm_layouts(device, gemms=STREAM_GEMMS, dtype=torch.bfloat16) -> list:
+    """GPU µs per `F.linear` inside a CUDA graph, with the activation operand row-major (token-major rows) or
+    column-major (the transposed view of a channel-major (d, l) tensor), for the GEMMs of a streamed frame."""
+    from endolib.profiling.harness import time_in_graph
+    rows = []
+    for name, m, k, n in gemms:
+        w = torch.randn(n, k, device=device, dtype=dtype)
+        for layout, a in (("row-major", torch.randn(m, k, device=device, dtype=dtype)),
+                          ("column-major", torch.randn(k, m, device=device, dtype=dtype).t())):
+            us = float(np.median(time_in_graph(lambda: F.linear(a, w), device))) * 1e3
+            rows.append(dict(gemm=name, m=m, k=k, n=n, activation_layout=layout, us=us))
+    return rows

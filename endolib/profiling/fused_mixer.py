@@ -1,16 +1,19 @@
-"""Fused inference for bidirectional (spatial) Mamba mixers: both directions as ONE batched computation.
+"""Fused, token-major inference forwards for Mamba mixers (batch-1 streaming, where every kernel is
+latency-bound and layouts decide GEMM speed).
 
-A bidirectional `MambaMixer` runs two branches (forward on the sequence, backward on its flip), each with
-its own depthwise conv, x_proj, dt_proj, A, D: about twice the kernels of a causal layer, and at batch-1
-streaming each kernel is latency-, not work-bound. `fuse_bidirectional(model)` gives every bidirectional
-mixer an inference forward that stacks the two directions:
-- the conv runs once over 2·d_inner channels (the flipped input in the second half, its weights stacked);
-- x_proj and dt_proj run as one `bmm` each over the two directions (weights stacked on a leading axis);
-- the scan runs once over a batch of 2·B with per-direction A / D / delta_bias (`selective_scan_grouped`,
-  Triton) or, without Triton, per direction through the model's backend.
+`fuse_mixers(model)` gives every mixer an inference forward with the same function as `MambaMixer.forward`:
+- activations stay token-major, (B, L, D) rows: the depthwise causal conv runs as K shifted multiply-adds
+  (one fused elementwise kernel under torch.compile, no cuDNN call, no layout copies), x_proj / dt_proj /
+  out_proj read row-major activations (a GEMM of 197 rows with a column-major activation operand measured
+  ~3x slower on an H200: outputs/benchmarks/gemm_layout_gpu.csv), and the Triton scan reads its inputs
+  through strides and writes a token-major output;
+- a bidirectional mixer stacks its two directions on a leading axis: one conv, one `bmm` per projection,
+  one grouped scan (`selective_scan_grouped`, per-direction A / D / delta_bias);
+- A = -exp(A_log), D and the dt bias are precomputed in float32.
+Without Triton (CPU) the scan goes through the model's backend per direction: the same function.
 `fold_dt_proj(model)` also folds each mixer's dt_proj into its x_proj (one GEMM fewer per branch).
-The model's parameters and eager path are untouched (the stacked weights are derived copies, rebuilt by
-calling `fuse_bidirectional` again after a weight change). Same function as `MambaMixer.forward`.
+The model's parameters and eager path are untouched: the constants are derived copies, rebuilt by calling
+`fuse_mixers` again after a weight change. Inference only.
 """
 import types
 
@@ -23,66 +26,94 @@ from endolib.ops import scan_triton
 
 
 @torch.no_grad()
-def _stacked(mixer) -> dict:
-    """The two branches' parameters stacked on a leading direction axis (derived copies)."""
-    m = mixer
+def _constants(m) -> dict:
+    """The branches' parameters stacked on a leading direction axis g (1 or 2), as derived copies."""
+    sfx = ("", "_b") if m.bidirectional else ("",)
+    get = lambda name: [getattr(m, name + s) for s in sfx]  # noqa: E731
     return dict(
-        conv_w=torch.cat([m.conv1d.weight, m.conv1d_b.weight], 0),            # (2D, 1, w)
-        conv_b=torch.cat([m.conv1d.bias, m.conv1d_b.bias], 0),                # (2D,)
-        x_w=torch.stack([m.x_proj.weight.t(), m.x_proj_b.weight.t()]),        # (2, D, r+2n)
-        dt_w=torch.stack([m.dt_proj.weight.t(), m.dt_proj_b.weight.t()]),     # (2, r, D)
-        A=-torch.exp(torch.stack([m.A_log, m.A_b_log]).float()),             # (2, D, n)
-        D=torch.stack([m.D, m.D_b]).float(),                                  # (2, D)
-        dt_bias=torch.stack([m.dt_proj.bias, m.dt_proj_b.bias]).float(),      # (2, D)
+        conv_w=torch.stack([c.weight[:, 0, :].t() for c in get("conv1d")])[:, None],  # (g, 1, K, D)
+        conv_b=torch.stack([c.bias for c in get("conv1d")])[:, None],                  # (g, 1, D)
+        x_w=torch.stack([p.weight.t() for p in get("x_proj")]),                        # (g, D, r+2n)
+        dt_w=torch.stack([p.weight.t() for p in get("dt_proj")]),                      # (g, r, D)
+        A=-torch.exp(torch.stack([m.A_log] + ([m.A_b_log] if m.bidirectional else [])).float()),  # (g, D, n)
+        D=torch.stack(get("D")).float(),                                               # (g, D)
+        dt_bias=torch.stack([p.bias for p in get("dt_proj")]).float(),                 # (g, D)
     )
 
 
-def _scan(mixer, p, u, dt, B, C, z):
-    # u, dt, z: (2B, D, L), B, C: (2B, n, L), first half forward -> y (2B, D, L)
+def _conv_silu(xpad, w, b, L: int):
+    """Depthwise causal conv + SiLU on token-major rows: xpad (g, B, L+K-1, D) (K-1 rows of history first),
+    w (g, 1, K, D), b (g, 1, D) -> (g, B, L, D), accumulated in float32 like the conv it replaces."""
+    acc = b.float()[:, :, None] + sum(w[:, :, k:k + 1].float() * xpad[:, :, k:k + L].float() for k in range(w.shape[2]))
+    return F.silu(acc).to(xpad.dtype)
+
+
+def _project(p, u, r: int, n: int):
+    """u (g, M, D) -> dt before its bias (g, M, D), B and C (g, M, n), row-major GEMMs."""
+    if "xdt_w" in p:  # dt_proj folded into x_proj: one bmm gives dt, B, C
+        dbc = torch.bmm(u, p["xdt_w"].to(u.dtype))
+        return dbc[..., :-2 * n], dbc[..., -2 * n:-n], dbc[..., -n:]
+    dbc = torch.bmm(u, p["x_w"].to(u.dtype))
+    return torch.bmm(dbc[..., :r], p["dt_w"].to(u.dtype)), dbc[..., r:r + n], dbc[..., r + n:]
+
+
+def _scan(mixer, p, u, dt, B, C, z, h0):
+    """Token-major scan: u, dt, z (g, B, L, D), B, C (g, B, L, n), h0 (B, D, n) or None (causal only)
+    -> y (g·B, L, D) contiguous, last state (causal) or None."""
+    g, Bsz = u.shape[:2]
+    cm = lambda t: rearrange(t, "g b l d -> (g b) d l")  # noqa: E731  strided views: no copies
     if p["triton"]:
-        return scan_triton.selective_scan_grouped(u, dt, p["A"], B, C, p["D"], z=z, delta_bias=p["dt_bias"],
-                                                  delta_softplus=True)
-    h = u.shape[0] // 2
-    ys = [selective_scan(u[s], dt[s], p["A"][g], B[s], C[s], p["D"][g], z=z[s], delta_bias=p["dt_bias"][g],
-                         delta_softplus=True, backend=mixer.scan_backend)
-          for g, s in enumerate((slice(0, h), slice(h, None)))]
-    return torch.cat(ys, 0)
+        y, last = scan_triton.selective_scan_grouped(
+            cm(u), cm(dt), p["A"], cm(B), cm(C), p["D"], z=cm(z), delta_bias=p["dt_bias"], delta_softplus=True,
+            initial_state=h0, return_last_state=True, token_major=True)
+        return y.transpose(1, 2), (last if h0 is not None else None)
+    ys, last = [], None
+    for i in range(g):  # the model's backend, one direction at a time
+        y, last = selective_scan(cm(u[i:i + 1]), cm(dt[i:i + 1]), p["A"][i], cm(B[i:i + 1]), cm(C[i:i + 1]),
+                                 p["D"][i], z=cm(z[i:i + 1]), delta_bias=p["dt_bias"][i], delta_softplus=True,
+                                 initial_state=h0, return_last_state=True, backend=mixer.scan_backend)
+        ys.append(y.transpose(1, 2))
+    return torch.cat(ys, 0), last
+
+
+def _branches(self, x, z, h0, xpad):
+    """x, z: (g, B, L, D) token-major, xpad: x with its K-1 rows of conv history -> y (g·B, L, D), last state."""
+    p, (g, Bsz, L, _) = self._fused, x.shape
+    u = _conv_silu(xpad, p["conv_w"], p["conv_b"], L)                                 # (g, B, L, D)
+    dt, B, C = _project(p, u.reshape(g, Bsz * L, -1), self.dt_rank, self.d_state)
+    split = lambda t: t.reshape(g, Bsz, L, t.shape[-1])  # noqa: E731
+    return _scan(self, p, u, split(dt), split(B), split(C), z, h0)
 
 
 def _fused_forward(self, hidden, state=None):
-    """hidden: (B, L, C) -> (B, L, C); a bidirectional mixer's forward with the directions batched."""
-    if state is not None:
-        raise ValueError("a bidirectional mixer sees the whole sequence and carries no stream state")
-    p, (Bsz, L, _) = self._fused, hidden.shape
-    r, n = self.dt_rank, self.d_state
-    x, z = rearrange(self.in_proj(hidden), "b l d -> b d l").chunk(2, dim=1)
-    xx = torch.cat([x, x.flip(-1)], 1)                                                  # (B, 2D, L)
-    xx = F.silu(F.conv1d(xx, p["conv_w"].to(xx.dtype), p["conv_b"].to(xx.dtype), padding=self.d_conv - 1,
-                         groups=xx.shape[1])[..., :L])
-    u = rearrange(xx, "b (g d) l -> (g b) d l", g=2)                                   # (2B, D, L)
-    uu = rearrange(u, "(g b) d l -> g (b l) d", g=2)
-    if "xdt_w" in p:  # dt_proj folded into x_proj: one bmm gives dt, B, C
-        dbc = torch.bmm(uu, p["xdt_w"].to(u.dtype))                                     # (2, B L, D+2n)
-        dt, r = dbc[..., :-2 * n], dbc.shape[-1] - 2 * n
-    else:
-        dbc = torch.bmm(uu, p["x_w"].to(u.dtype))                                       # (2, B L, r+2n)
-        dt = torch.bmm(dbc[..., :r], p["dt_w"].to(u.dtype))                             # (2, B L, D)
-    dt = rearrange(dt, "g (b l) d -> (g b) d l", b=Bsz)
-    B = rearrange(dbc[..., r:r + n], "g (b l) n -> (g b) n l", b=Bsz)
-    C = rearrange(dbc[..., r + n:], "g (b l) n -> (g b) n l", b=Bsz)
-    zz = torch.cat([z, z.flip(-1)], 0)                                                  # (2B, D, L)
-    y = _scan(self, p, u, dt, B, C, zz)
-    y = y[:Bsz] + y[Bsz:].flip(-1)
-    return self.out_proj(rearrange(y, "b d l -> b l d"))
+    """hidden: (B, L, C) -> (B, L, C) [, new state]: `MambaMixer.forward`, token-major and fused."""
+    Bsz, L, _ = hidden.shape
+    x, z = self.in_proj(hidden).chunk(2, dim=-1)                                      # (B, L, D) views
+    K = self.d_conv
+    if self.bidirectional:
+        if state is not None:
+            raise ValueError("a bidirectional mixer sees the whole sequence and carries no stream state")
+        xx = torch.stack([x, x.flip(1)])                                              # (2, B, L, D)
+        y, _ = _branches(self, xx, torch.stack([z, z.flip(1)]), None, F.pad(xx, (0, 0, K - 1, 0)))
+        return self.out_proj(y[:Bsz] + y[Bsz:].flip(1))
+    if state is None:
+        xpad = F.pad(x, (0, 0, K - 1, 0))
+    else:  # the conv history carried by the stream, (B, D, K-1) as `init_state` lays it out
+        xpad = torch.cat([state[0].transpose(1, 2).to(x.dtype), x], 1)
+    y, last = _branches(self, x[None], z[None], None if state is None else state[1], xpad[None])
+    out = self.out_proj(y)
+    if state is None:
+        return out
+    return out, (xpad[:, -(K - 1):].transpose(1, 2).to(state[0].dtype), last.to(state[1].dtype))
 
 
-def fuse_bidirectional(model) -> int:
-    """Give every bidirectional mixer of `model` the fused inference forward; returns how many were fused.
-    Inference only (the stacked weights are detached copies): use on a model in eval / no_grad."""
+def fuse_mixers(model) -> int:
+    """Give every Mamba mixer of `model` the fused token-major inference forward; returns how many.
+    Inference only (the constants are detached copies): use on a model in eval / no_grad."""
     count = 0
     for m in model.modules():
-        if getattr(m, "bidirectional", False) and hasattr(m, "conv1d_b"):
-            m._fused = _stacked(m)
+        if hasattr(m, "x_proj") and hasattr(m, "d_state"):
+            m._fused = _constants(m)
             dev = m.A_log.device  # decided here, once: no backend lookups inside a traced step
             m._fused["triton"] = (m.scan_backend or backend_name(dev)) == "triton" and scan_triton.available(dev)
             m.forward = types.MethodType(_fused_forward, m)
@@ -106,17 +137,16 @@ def _folded_project(self, x, suffix: str):
 
 def fold_dt_proj(model) -> int:
     """Fold every mixer's dt_proj into its x_proj for inference (dt = W_dt (W_x[:r] x) = (W_dt W_x[:r]) x,
-    the product taken in float64): one projection of D+2n outputs instead of two GEMMs per branch, i.e. one
-    kernel fewer per branch at batch-1 streaming, where each GEMM is latency-bound. More FLOPs (D x D instead
-    of D x r + r x D), the same function up to rounding. Derived copies: call again after a weight change.
-    Run after `fuse_bidirectional` so fused mixers fold their stacked weights too. Returns mixers folded."""
+    the product taken in float64): one projection of D+2n outputs instead of two GEMMs per branch. More
+    FLOPs (D x D instead of D x r + r x D), the same function up to rounding. Derived copies: call again
+    after a weight change; run after `fuse_mixers` so fused mixers fold too. Returns mixers folded."""
     count = 0
     for m in model.modules():
         if not (hasattr(m, "x_proj") and hasattr(m, "dt_proj")):
             continue
         r = m.dt_rank
         if getattr(m, "_fused", None) is not None:
-            p = m._fused  # stacked (2, D, r+2n) / (2, r, D), transposed: fold on the transposes
+            p = m._fused  # stacked (g, D, r+2n) / (g, r, D), transposed: fold on the transposes
             p["xdt_w"] = _fold(p["x_w"].transpose(1, 2), p["dt_w"].transpose(1, 2), r).transpose(1, 2)
         for suffix in ("", "_b") if m.bidirectional else ("",):
             xw, dw = getattr(m, f"x_proj{suffix}").weight, getattr(m, f"dt_proj{suffix}").weight

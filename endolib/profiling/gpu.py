@@ -94,24 +94,27 @@ def _scan_tiles(backend, device) -> str:
 
 
 def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int, keep: dict,
-               fuse_bidir: bool = False, compile_mode=None, writer=None, fold_dt: bool = False) -> list:
+               fuse_mixers: bool = False, compile_mode=None, writer=None, fold_dt: bool = False) -> list:
     """Streaming rows of one FastStream variant; on CUDA its GPU time per kernel family goes to the log and,
     with a `writer`, to kernels_gpu.csv."""
-    fs = FastStream(model, dtype=dtype, device=device, backend=backend, compile=compile, fuse_bidir=fuse_bidir,
+    fs = FastStream(model, dtype=dtype, device=device, backend=backend, compile=compile, fuse_mixers=fuse_mixers,
                     compile_mode=compile_mode, fold_dt=fold_dt)
     diff = suite.check_fast_stream(model, fs, backend, frames=8)
     pool = suite.frame_pool(4, model.img_size, device, dtype)
     mode = "stream_fast_compiled" if compile else ("stream_fast_graph" if fs.graph is not None else "stream_fast")
-    mode += ("_fused" if fuse_bidir else "") + ("_fold" if fold_dt else "") + (f"_{compile_mode}" if compile_mode else "")
+    mode += ("_fused_tm" if fuse_mixers else "") + ("_fold" if fold_dt else "") + (f"_{compile_mode}" if compile_mode else "")
     tiles = os.environ.get("ENDOLIB_TRITON_TILES")
     mode += f"_tiles{tiles.replace(',', 'x')}" if tiles else ""
     diff["scan_tiles"] = _scan_tiles(backend, device)
     if torch.device(device).type == "cuda":
-        kernels = [dict(mode=mode, backend=backend, **r) for r in floor.kernel_breakdown(fs._body)]
+        table = floor.kernel_table(fs._body)
+        kernels = [dict(mode=mode, backend=backend, **r) for r in floor.kernel_breakdown(table)]
         for r in kernels:
             log.info("%s kernels %-13s %4d  %8.1f us", mode, r["family"], r["count"], r["us"])
         if writer is not None:
             writer.add("kernels_gpu.csv", kernels)
+            writer.add("kernel_names_gpu.csv", [dict(mode=mode, backend=backend, **{**r, "name": r["name"][:120]})
+                                                for r in table[:40]])
     rows = harness.measure_stream("endomamba", fs.reset, fs.step, pool, frames, device, window=window,
                                   mode=mode, backend=backend, **diff)
     keep[(mode, backend)] = (fs, rows[-1]["latency_ms_median"])
@@ -178,10 +181,10 @@ def _summary(speed: pd.DataFrame, floor_df: pd.DataFrame, scan: pd.DataFrame) ->
 
 # FastStream options of the fast-only run, cheapest first; the last ones only within --budget-s
 AUTOTUNE = "max-autotune-no-cudagraphs"  # inductor's GEMM autotuning; the CUDA graph is FastStream's own
-FAST_VARIANTS = [dict(fuse_bidir=True), dict(compile=True), dict(fuse_bidir=True, compile=True),
-                 dict(fuse_bidir=True, compile=True, compile_mode=AUTOTUNE),
-                 dict(fuse_bidir=True, compile=True, fold_dt=True),
-                 dict(fuse_bidir=True, compile=True, fold_dt=True, compile_mode=AUTOTUNE)]
+FAST_VARIANTS = [dict(fuse_mixers=True), dict(compile=True), dict(fuse_mixers=True, compile=True),
+                 dict(fuse_mixers=True, compile=True, compile_mode=AUTOTUNE),
+                 dict(fuse_mixers=True, compile=True, fold_dt=True),
+                 dict(fuse_mixers=True, compile=True, fold_dt=True, compile_mode=AUTOTUNE)]
 
 
 def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
@@ -190,6 +193,9 @@ def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
     be = "triton" if "triton" in available_backends(device) else backend_name(device)
     extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
     cache, df, floor_df = {}, pd.DataFrame(), pd.DataFrame()
+    if args.tiles_bench and device.type == "cuda":
+        gl = w.add("gemm_layout_gpu.csv", _section("gemm_layout", floor.time_gemm_layouts, device))
+        log.info("GEMM activation layouts:\n%s", gl.to_string(index=False))
     if args.tiles_bench and device.type == "cuda" and be == "triton":
         from endolib.ops import scan_triton
         rows = _section("scan_tiles", scan_check.time_tiles, device)

@@ -148,21 +148,26 @@ TILE_CHOICES = tuple(f"{bd},{ch},{w}{lay}" for lay in ("", ",tlast") for bd, ch 
 
 
 def time_tiles(device, tiles=("auto",) + TILE_CHOICES, d: int = 768, l: int = 197, n: int = 16) -> list:
-    """Triton scan forward GPU time (bf16, ms per call inside a CUDA graph) per tile choice (set through
-    ENDOLIB_TRITON_TILES) on the two streaming shapes: a temporal layer (batch 1, initial state) and a fused
-    spatial layer (2 directions); `best_tiles(rows)` picks the fastest per shape."""
+    """Triton scan forward GPU time (bf16, µs per call inside a CUDA graph) per tile choice (set through
+    ENDOLIB_TRITON_TILES) on the two streaming shapes, with the token-major strides and output of the fused
+    mixers: a temporal layer (batch 1, initial state) and a fused spatial layer (2 directions);
+    `best_tiles(rows)` picks the fastest per shape."""
     from endolib.ops import scan_triton
     inp = {k: v for k, v in random_inputs(2, d, l, n, seed=98).items() if v is not None}
-    kw = {k: v.to(device).to(torch.bfloat16 if k in ("u", "delta", "B", "C", "z") else torch.float32)
+    # laid out as the fused token-major mixers hand them over: (b, l, .) storage seen as (b, ., l) views
+    tm = lambda v: v.transpose(1, 2).contiguous().transpose(1, 2)  # noqa: E731
+    kw = {k: tm(v.to(device, torch.bfloat16)) if k in ("u", "delta", "B", "C", "z") else v.to(device, torch.float32)
           for k, v in inp.items()}
-    one = {k: (v[:1] if k in ("u", "delta", "B", "C", "z", "initial_state") else v) for k, v in kw.items()}
     grp = dict(A=torch.stack([kw["A"], kw["A"] * 0.5]), D=torch.stack([kw["D"], -kw["D"]]),
                delta_bias=torch.stack([kw["delta_bias"], kw["delta_bias"] + 0.1]))
-    calls = {"temporal_b1_h0": lambda: scan_triton.selective_scan_triton(**one, delta_softplus=True,
-                                                                          return_last_state=True),
+    one = lambda k: kw[k][:1]  # noqa: E731
+    calls = {"temporal_b1_h0": lambda: scan_triton.selective_scan_grouped(
+                 one("u"), one("delta"), kw["A"][None], one("B"), one("C"), kw["D"][None], z=one("z"),
+                 delta_bias=kw["delta_bias"][None], delta_softplus=True, initial_state=one("initial_state"),
+                 return_last_state=True, token_major=True),
              "spatial_grouped_b2": lambda: scan_triton.selective_scan_grouped(
                  kw["u"], kw["delta"], grp["A"], kw["B"], kw["C"], grp["D"], z=kw["z"],
-                 delta_bias=grp["delta_bias"], delta_softplus=True)}
+                 delta_bias=grp["delta_bias"], delta_softplus=True, token_major=True)}
     batch = {"temporal_b1_h0": 1, "spatial_grouped_b2": 2}
     rows, first, old = [], {}, os.environ.pop("ENDOLIB_TRITON_TILES", None)
     try:
