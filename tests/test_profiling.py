@@ -53,9 +53,14 @@ def test_recompute_stops_past_budget():
 
 
 def test_embed_at_matches_model_embed(nano):
-    x = torch.randn(2, 3, 3, 32, 32)
+    """Patch embedding as one GEMM over unfolded patches + device-side frame offset == the model's Conv3d
+    embedding, in float64 on fresh random weights (a wrong patch order would be O(1) off)."""
+    import copy
+    m = copy.deepcopy(nano).double()
+    torch.nn.init.normal_(m.patch_embed.proj.weight)
+    x = torch.randn(2, 3, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():
-        assert torch.equal(embed_at(nano, x, torch.tensor(5)), nano._embed(x, 5))
+        torch.testing.assert_close(embed_at(m, x, torch.tensor(5)), m._embed(x, 5), rtol=1e-12, atol=1e-12)
 
 
 def test_fused_norm_matches_rmsnorm():

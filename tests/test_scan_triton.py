@@ -189,7 +189,7 @@ def test_triton_matches_reference_cuda(reverse, monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
-@pytest.mark.parametrize("tiles", ["4,64", "2,32,2,tlast"])
+@pytest.mark.parametrize("tiles", ["4,64", "2,32,2,tlast", "4,128,2,nloop"])
 def test_triton_matches_reference_interpreter(tiles):
     """The native reverse scan; the 'flip' variant is slow under the interpreter and is checked on CUDA
     (here and by `python -m endolib.profiling.gpu`)."""
@@ -209,8 +209,9 @@ def test_triton_matches_reference_interpreter(tiles):
 
 @pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
 def test_parse_tiles():
-    assert scan_triton.parse_tiles("2,64", 16) == scan_triton.Tiles(2, 64, 16, 4, False)
-    assert scan_triton.parse_tiles("1,256,8,tlast", 5) == scan_triton.Tiles(1, 256, 8, 8, True)
+    assert scan_triton.parse_tiles("2,64", 16) == scan_triton.Tiles(2, 64, 16, 4, "dtn")
+    assert scan_triton.parse_tiles("1,256,8,tlast", 5) == scan_triton.Tiles(1, 256, 8, 8, "dnt")
+    assert scan_triton.parse_tiles("4,256,2,nloop", 16).layout == "nloop"
     for bad in ("3,64", "2,64,4,tdfirst", "2", "2,64,4,tlast,1", "2,x"):
         with pytest.raises(ValueError, match="BLOCK_D,CHUNK"):
             scan_triton.parse_tiles(bad, 16)

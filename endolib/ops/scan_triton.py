@@ -138,6 +138,52 @@ if _HAVE_TRITON:
         tl.store(HLAST + state_off, h, mask=dn_mask)
 
     @triton.jit
+    def _fwd_nloop_kernel(U, DT, A, Bm, Cm, Dv, Z, BIAS, H0, OUT, HLAST, L, DIM, NSTATE, GRP,
+                          su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sb_b, sb_n, sb_l,
+                          sc_b, sc_n, sc_l, so_b, so_d, so_l,
+                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                          SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr,
+                          BLOCK_D: tl.constexpr, LP: tl.constexpr, BLOCK_N: tl.constexpr):
+        # Inference, whole sequence in one tile (LP >= L): one 2-D (channels, time) scan per state n, so every
+        # tensor shares one layout (no 3-D broadcasts or layout conversions); the 16 scans are independent.
+        pid_b = tl.program_id(0)
+        offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+        t = tl.arange(0, LP)
+        dmask = offs_d < DIM
+        tmask = t < L
+        m2 = dmask[:, None] & tmask[None, :]
+        grp = pid_b // GRP
+        u = tl.load(U + pid_b * su_b + offs_d[:, None] * su_d + t[None, :] * su_l, mask=m2, other=0.0).to(tl.float32)
+        dt = tl.load(DT + pid_b * sdt_b + offs_d[:, None] * sdt_d + t[None, :] * sdt_l, mask=m2, other=0.0)
+        dt = dt.to(tl.float32)
+        if HAS_BIAS:
+            dt = dt + tl.load(BIAS + grp * DIM + offs_d, mask=dmask, other=0.0).to(tl.float32)[:, None]
+        if SOFTPLUS:
+            dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+        dt = tl.where(m2, dt, 0.0)  # padded steps: exp(0) = 1 and no input, the state passes through
+        dtu = dt * u
+        y = tl.zeros((BLOCK_D, LP), dtype=tl.float32)
+        for n in tl.static_range(BLOCK_N):
+            dmask_n = dmask & (tl.full((BLOCK_D,), n, tl.int32) < NSTATE)  # padded states: no input, no output
+            tmask_n = tmask & (tl.full((LP,), n, tl.int32) < NSTATE)
+            a = tl.load(A + (grp * DIM + offs_d) * NSTATE + n, mask=dmask_n, other=0.0).to(tl.float32)
+            bn = tl.load(Bm + pid_b * sb_b + n * sb_n + t * sb_l, mask=tmask_n, other=0.0).to(tl.float32)
+            cn = tl.load(Cm + pid_b * sc_b + n * sc_n + t * sc_l, mask=tmask_n, other=0.0).to(tl.float32)
+            sa, sb = tl.associative_scan((tl.exp(a[:, None] * dt), dtu * bn[None, :]), axis=1, combine_fn=_combine)
+            state = (pid_b * DIM + offs_d) * NSTATE + n
+            if HAS_H0:
+                sb = sb + sa * tl.load(H0 + state, mask=dmask_n, other=0.0).to(tl.float32)[:, None]
+            y += sb * cn[None, :]
+            tl.store(HLAST + state, tl.sum(tl.where((t == L - 1)[None, :], sb, 0.0), axis=1), mask=dmask_n)
+        if HAS_D:
+            y = y + u * tl.load(Dv + grp * DIM + offs_d, mask=dmask, other=0.0).to(tl.float32)[:, None]
+        if HAS_Z:
+            zz = tl.load(Z + pid_b * sz_b + offs_d[:, None] * sz_d + t[None, :] * sz_l, mask=m2, other=0.0)
+            zz = zz.to(tl.float32)
+            y = y * zz * tl.sigmoid(zz)
+        tl.store(OUT + pid_b * so_b + offs_d[:, None] * so_d + t[None, :] * so_l, y.to(OUT.dtype.element_ty), mask=m2)
+
+    @triton.jit
     def _bwd_kernel(U, DT, A, Bm, Cm, DY, HSAVE, DHLAST, DU, DDT, DA, DB, DC, DH0, L, DIM, NSTATE, NCHUNK,
                     HAS_DHLAST: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
                     BLOCK_N: tl.constexpr, FLIP: tl.constexpr):
@@ -211,8 +257,11 @@ class Tiles(NamedTuple):
     chunk: int        # steps per associative scan (the program walks the sequence chunk by chunk)
     block_n: int      # state size padded to a power of 2
     warps: int
-    tlast: bool       # forward tiles laid out (d, n, t) instead of (d, t, n)
+    layout: str       # forward: 'dtn' tiles (d, t, n), 'dnt' (d, n, t), or 'nloop': inference with the whole
+                      # sequence in one (d, t) tile (chunk >= L) and one 2-D scan per state
 
+
+LAYOUTS = {"": "dtn", "tlast": "dnt", "nloop": "nloop"}  # spec token -> layout
 
 # Tiles measured best on an H200 for the batch-1 streaming shapes (L = 197) in CUDA graphs, keyed by
 # (batch, d, n); `scan_check.time_tiles` measures them (outputs/benchmarks/scan_tiles_gpu.csv).
@@ -220,37 +269,36 @@ TUNED = {}
 
 
 def parse_tiles(spec: str, n: int) -> Tiles:
-    """'BLOCK_D,CHUNK[,WARPS[,tlast]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and TUNED)."""
+    """'BLOCK_D,CHUNK[,WARPS[,tlast|nloop]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and TUNED)."""
     parts = spec.split(",")
-    if not 2 <= len(parts) <= 4 or not all(v.isdigit() for v in parts[:3]):
-        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast]]' with powers of 2, got {spec!r}")
+    if not 2 <= len(parts) <= 4 or not all(v.isdigit() for v in parts[:3]) or \
+            (len(parts) == 4 and parts[3] not in LAYOUTS) or any(int(v) & (int(v) - 1) for v in parts[:3]):
+        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop]]' with powers of 2, got {spec!r}")
     block_d, chunk = int(parts[0]), int(parts[1])
     block_n = max(2, triton.next_power_of_2(n))
     warps = int(parts[2]) if len(parts) > 2 else (4 if block_d * chunk * block_n <= 2048 else 8)
-    tlast = len(parts) > 3 and parts[3] == "tlast"
-    if any(v & (v - 1) for v in (block_d, chunk, warps)) or (len(parts) == 4 and not tlast):
-        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast]]' with powers of 2, got {spec!r}")
-    return Tiles(block_d, chunk, block_n, warps, tlast)
+    return Tiles(block_d, chunk, block_n, warps, LAYOUTS[parts[3] if len(parts) == 4 else ""])
 
 
-def _tiles(batch: int, dim: int, n: int, device: torch.device) -> Tiles:
+def _tiles(batch: int, dim: int, n: int, device: torch.device, tuned: bool = True) -> Tiles:
     """Tiles for a scan of `batch` x `dim` channels with state size n.
 
     BLOCK_D x CHUNK x BLOCK_N fp32 values live per program: kept to 4096 (16 per thread at 8 warps, no
     spills). Small problems (batch-1 streaming) take narrow channel blocks, for enough programs to fill the
-    SMs; the measured streaming shapes come from TUNED. ENDOLIB_TRITON_TILES overrides (tests, tuning)."""
+    SMs; the measured streaming shapes come from TUNED. ENDOLIB_TRITON_TILES overrides (tests, tuning).
+    tuned=False: the heuristic alone (what an 'nloop' choice falls back to where it does not apply)."""
     forced = os.environ.get("ENDOLIB_TRITON_TILES")
-    if forced:
+    if forced and tuned:
         return parse_tiles(forced, n)
     block_n = max(2, triton.next_power_of_2(n))
     if device.type != "cuda":  # interpreter: fewer, larger programs run faster
-        return Tiles(min(64, triton.next_power_of_2(dim)), CHUNK, block_n, 4, False)
-    if (batch, dim, n) in TUNED:
+        return Tiles(min(64, triton.next_power_of_2(dim)), CHUNK, block_n, 4, "dtn")
+    if tuned and (batch, dim, n) in TUNED:
         return parse_tiles(TUNED[(batch, dim, n)], n)
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     block_d = 8 if batch * math.ceil(dim / 8) >= 2 * sms else 2
     chunk = max(16, min(64, 4096 // (block_d * block_n)))
-    return Tiles(block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8, False)
+    return Tiles(block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8, "dtn")
 
 
 def _check(u, delta, A, B, C, initial_state):
@@ -287,23 +335,29 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
     b, d, l = u.shape
     n = A.shape[-1]
     grp = b // A.shape[0] if A.dim() == 3 else b
-    block_d, chunk, block_n, warps, tlast = _tiles(b, d, n, u.device)
-    nchunk = max(1, math.ceil(l / chunk))
+    tiles = _tiles(b, d, n, u.device)
+    lp = max(16, triton.next_power_of_2(l))
+    if tiles.layout == "nloop" and (save or lp > tiles.chunk):  # nloop: inference, sequence within one tile
+        tiles = _tiles(b, d, n, u.device, tuned=False)
     out = _empty_out(u, token_major)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
-    hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last
     dummy = last
-    grid = (b, triton.cdiv(d, block_d))
-    _fwd_kernel[grid](
-        u, delta, A.float().contiguous(), B, C,
-        D.float().contiguous() if D is not None else dummy, z if z is not None else dummy,
-        delta_bias.float().contiguous() if delta_bias is not None else dummy,
-        h0.float().contiguous() if h0 is not None else dummy, out, last, hsave, l, d, n, nchunk, grp,
-        *u.stride(), *delta.stride(), *(z.stride() if z is not None else (0, 0, 0)), *B.stride(), *C.stride(),
-        *out.stride(),
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
-        HAS_H0=h0 is not None, SAVE=save, BLOCK_D=block_d, CHUNK=chunk, BLOCK_N=block_n, TLAST=tlast,
-        num_warps=warps)
+    grid = (b, triton.cdiv(d, tiles.block_d))
+    args = (u, delta, A.float().contiguous(), B, C, D.float().contiguous() if D is not None else dummy,
+            z if z is not None else dummy, delta_bias.float().contiguous() if delta_bias is not None else dummy,
+            h0.float().contiguous() if h0 is not None else dummy, out, last)
+    strides = (*u.stride(), *delta.stride(), *(z.stride() if z is not None else (0, 0, 0)), *B.stride(),
+               *C.stride(), *out.stride())
+    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                 SOFTPLUS=bool(softplus), HAS_H0=h0 is not None, BLOCK_D=tiles.block_d, BLOCK_N=tiles.block_n,
+                 num_warps=tiles.warps)
+    if tiles.layout == "nloop":
+        _fwd_nloop_kernel[grid](*args, l, d, n, grp, *strides, LP=lp, **flags)
+        return out, last, None
+    nchunk = max(1, math.ceil(l / tiles.chunk))
+    hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last
+    _fwd_kernel[grid](*args, hsave, l, d, n, nchunk, grp, *strides, SAVE=save, CHUNK=tiles.chunk,
+                      TLAST=tiles.layout == "dnt", **flags)
     return out, last, (hsave if save else None)
 
 
@@ -345,7 +399,8 @@ class _TritonScan(torch.autograd.Function):
             zf = z.float()
             dz = (dout * y_full.float() * _dsilu(zf)).to(z.dtype)
             dout = dout * F.silu(zf)
-        block_d, chunk, block_n, warps, _ = _tiles(b, d, n, u.device)  # the forward's tiles: hsave fits them
+        tiles = _tiles(b, d, n, u.device)  # the forward's tiles: hsave fits them ('nloop' never saves)
+        block_d, chunk, block_n, warps, _ = tiles if tiles.layout != "nloop" else _tiles(b, d, n, u.device, False)
         ndblk = triton.cdiv(d, block_d)
         du = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
         ddt = torch.empty_like(du)

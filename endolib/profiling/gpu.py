@@ -90,7 +90,7 @@ def _scan_tiles(backend, device) -> str:
         return "n/a"
     from endolib.ops import scan_triton
     tiles = [scan_triton._tiles(b, 768, 16, torch.device(device)) for b in (1, 2)]
-    return " / ".join(f"{t.block_d},{t.chunk},{t.warps}{',tlast' if t.tlast else ''}" for t in tiles)
+    return " / ".join(f"{t.block_d},{t.chunk},{t.warps},{t.layout}" for t in tiles)
 
 
 def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int, keep: dict,

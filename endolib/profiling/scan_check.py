@@ -141,10 +141,11 @@ def time_backends(backends, device, b=1, d=768, l=197, n=16, iters: int = 50) ->
     return rows
 
 
-# forward tile choices timed on the streaming shapes: 'BLOCK_D,CHUNK,WARPS[,tlast]' (see scan_triton.parse_tiles)
+# forward tile choices timed on the streaming shapes: 'BLOCK_D,CHUNK,WARPS[,tlast|nloop]' (scan_triton.parse_tiles)
 TILE_CHOICES = tuple(f"{bd},{ch},{w}{lay}" for lay in ("", ",tlast") for bd, ch in
                      ((1, 64), (1, 128), (1, 256), (2, 32), (2, 64), (2, 128), (4, 32), (4, 64), (8, 32))
                      for w in (1, 2, 4, 8) if 8 * 32 * w <= bd * ch * 16 <= 64 * 32 * w)  # 8-64 fp32 values a thread
+TILE_CHOICES += tuple(f"{bd},256,{w},nloop" for bd in (1, 2, 4, 8) for w in (1, 2, 4, 8) if bd * 256 <= 32 * 32 * w)
 
 
 def time_tiles(device, tiles=("auto",) + TILE_CHOICES, d: int = 768, l: int = 197, n: int = 16) -> list:
