@@ -302,3 +302,19 @@ def test_kernel_families_and_breakdown():
     fams = {r["family"]: r for r in floor.kernel_breakdown(table)}
     assert fams["matmul"]["count"] == 8 and fams["matmul"]["us"] == 2 + 3 + 4 + 5
     assert sum(r["us"] for r in fams.values()) == sum(r["us"] for r in table)
+
+
+def test_plot_kernel_families_stacks_each_variant():
+    import matplotlib
+    matplotlib.use("Agg")
+    from endolib.profiling import plots
+    rows = [dict(device_name="NVIDIA H200", mode=m, family=f, us=us) for m, fams in
+            (("a", dict(scan=600.0, matmul=700.0)), ("b", dict(scan=500.0, matmul=300.0, other=40.0)))
+            for f, us in fams.items()]
+    ax = plots.plot_kernel_families(pd.DataFrame(rows))
+    widths = {}
+    for p in ax.patches:
+        y = round(p.get_y() + p.get_height() / 2)
+        widths[y] = widths.get(y, 0) + p.get_width()
+    assert sorted(widths.values()) == [840.0, 1300.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["H200: a", "H200: b"]

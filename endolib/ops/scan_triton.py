@@ -263,9 +263,11 @@ class Tiles(NamedTuple):
 
 LAYOUTS = {"": "dtn", "tlast": "dnt", "nloop": "nloop"}  # spec token -> layout
 
-# Tiles measured best on an H200 for the batch-1 streaming shapes (L = 197) in CUDA graphs, keyed by
-# (batch, d, n); `scan_check.time_tiles` measures them (outputs/benchmarks/scan_tiles_gpu.csv).
-TUNED = {}
+# Tiles measured best on an H200 for the batch-1 streaming shapes of endomamba_small (L = 197, token-major
+# strides) in CUDA graphs, keyed by (batch, d, n): `scan_check.time_tiles` -> outputs/benchmarks/
+# scan_tiles_gpu.csv (temporal 16.2 us vs 16.5 heuristic; fused spatial 24.4 us vs 30.4). Other GPUs may prefer
+# others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
+TUNED = {(1, 768, 16): "2,128,4", (2, 768, 16): "2,64,1,tlast"}
 
 
 def parse_tiles(spec: str, n: int) -> Tiles:

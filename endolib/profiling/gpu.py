@@ -7,7 +7,8 @@ frames seen, per-layer-type breakdown), DIR/floor_gpu.csv (the floor model and m
 DIR/kernels_gpu.csv (GPU time per kernel family of each fast variant), each CSV rewritten after every
 section so a run cut short still leaves what it measured; a summary table last.
 `--only fast` measures just the fast streaming variants (gpu.FAST_VARIANTS; `--tiles-bench` first times
-the Triton scan tiles -> DIR/scan_tiles_gpu.csv).
+GEMM operand layouts -> DIR/gemm_layout_gpu.csv and the Triton scan tiles -> DIR/scan_tiles_gpu.csv, inside
+CUDA graphs, and runs the variants with the fastest tiles); kernels by name -> DIR/kernel_names_gpu.csv.
 Imports only torch, numpy, pandas (and triton / mamba-ssm / transformers when present, lazily).
 `--device cpu --quick` runs the same code on a CPU at toy sizes (used by the tests).
 """

@@ -16,11 +16,12 @@ CURVE_MODES = ("stream_eager", "stream_fast", "stream_fast_graph", "stream_fast_
 
 
 def load_benchmarks(root: Optional[Path] = None) -> dict:
-    """The newest committed GPU CSVs under outputs/benchmarks/ (any subfolder): {'speed', 'floor', 'scan'} ->
-    DataFrame; empty dict when none are there."""
+    """The newest committed GPU CSVs under outputs/benchmarks/ (any subfolder): {'speed', 'floor', 'scan',
+    'kernels'} -> DataFrame; empty dict when none are there."""
     root = Path(root) if root is not None else OUTPUTS / "benchmarks"
     found = {}
-    for key, name in (("speed", "speed_gpu.csv"), ("floor", "floor_gpu.csv"), ("scan", "scan_check_gpu.csv")):
+    for key, name in (("speed", "speed_gpu.csv"), ("floor", "floor_gpu.csv"), ("scan", "scan_check_gpu.csv"),
+                      ("kernels", "kernels_gpu.csv")):
         files = sorted(root.rglob(name), key=lambda p: p.stat().st_mtime) if root.exists() else []
         if files:
             found[key] = pd.read_csv(files[-1])
@@ -70,6 +71,28 @@ def plot_breakdown(df: pd.DataFrame, ax=None, title: str = ""):
     ax.bar(b.index, b.values, color=["tab:blue", "tab:orange", "tab:green"][: len(b)])
     ax.set(ylabel="ms per frame", title=title)
     ax.tick_params(axis="x", labelrotation=20)
+    return ax
+
+
+FAMILY_COLORS = {"scan": "tab:red", "matmul": "tab:blue", "conv": "tab:purple", "triton fused": "tab:green",
+                 "other": "tab:gray"}
+
+
+def plot_kernel_families(kernels: pd.DataFrame, ax=None, title: str = ""):
+    """Stacked bars: GPU µs of one fast streamed frame per kernel family, one bar per device / variant (rows of
+    kernels_gpu.csv), in the order measured; the bar's total is the GPU busy time of the step."""
+    ax = ax or plt.subplots(figsize=(8, 4))[1]
+    k = kernels.copy()
+    k["variant"] = k["device_name"].str.replace("NVIDIA ", "").str.split().str[0] + ": " + k["mode"]
+    wide = k.pivot_table(index="variant", columns="family", values="us", aggfunc="sum", sort=False).fillna(0.0)
+    left = pd.Series(0.0, index=wide.index)
+    for fam in [f for f in FAMILY_COLORS if f in wide] + [f for f in wide if f not in FAMILY_COLORS]:
+        ax.barh(wide.index, wide[fam], left=left, label=fam, color=FAMILY_COLORS.get(fam))
+        left += wide[fam]
+    ax.invert_yaxis()
+    ax.set(xlabel="GPU µs per streamed frame (kernel time, profiler)", title=title)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     return ax
 
 
