@@ -85,12 +85,13 @@ def _section(name: str, fn, *a, **kw) -> list:
     return rows
 
 
-def _scan_tiles(backend, device) -> str:
-    """The Triton tiles of the two streaming scan shapes (temporal batch 1 / fused spatial batch 2), as run."""
+def _scan_tiles(model, backend, device) -> str:
+    """The Triton tiles of the model's two streaming scan shapes (temporal batch 1 / fused spatial batch 2)."""
     if backend != "triton" or torch.device(device).type != "cuda":
         return "n/a"
     from endolib.ops import scan_triton
-    tiles = [scan_triton._tiles(b, 768, 16, torch.device(device)) for b in (1, 2)]
+    mixer = model.layers[0].mixer
+    tiles = [scan_triton._tiles(b, mixer.d_inner, mixer.d_state, torch.device(device)) for b in (1, 2)]
     return " / ".join(f"{t.block_d},{t.chunk},{t.warps},{t.layout}" for t in tiles)
 
 
@@ -106,7 +107,7 @@ def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int
     mode += ("_fused_tm" if fuse_mixers else "") + ("_fold" if fold_dt else "") + (f"_{compile_mode}" if compile_mode else "")
     tiles = os.environ.get("ENDOLIB_TRITON_TILES")
     mode += f"_tiles{tiles.replace(',', 'x')}" if tiles else ""
-    diff["scan_tiles"] = _scan_tiles(backend, device)
+    diff["scan_tiles"] = _scan_tiles(model, backend, device)
     if torch.device(device).type == "cuda":
         table = floor.kernel_table(fs._body)
         kernels = [dict(mode=mode, backend=backend, **r) for r in floor.kernel_breakdown(table)]

@@ -29,13 +29,18 @@ def load_benchmarks(root: Optional[Path] = None) -> dict:
     return found
 
 
+def _short_device(names: pd.Series) -> pd.Series:
+    """'NVIDIA H100 80GB HBM3' -> 'H100'."""
+    return names.str.replace("NVIDIA ", "").str.split().str[0]
+
+
 def _curves(df: pd.DataFrame) -> pd.DataFrame:
     # fast-path variants carry suffixes (stream_fast_compiled_fused_tiles2x64): all of them are curves
     ok = df[(df["mode"].isin(CURVE_MODES) | df["mode"].str.startswith("stream_fast")) & (df["status"] == "ok")].copy()
     ok["backend"] = ok["backend"].fillna("n/a")
     ok["label"] = ok["model"] + " " + ok["mode"] + ok["backend"].map(lambda b: "" if b == "n/a" else f" [{b}]")
     if "device_name" in ok and ok["device_name"].nunique() > 1:  # runs from several GPUs: say which is which
-        ok["label"] = ok["device_name"].str.replace("NVIDIA ", "").str.split().str[0] + ": " + ok["label"]
+        ok["label"] = _short_device(ok["device_name"]) + ": " + ok["label"]
     return ok
 
 
@@ -83,7 +88,7 @@ def plot_kernel_families(kernels: pd.DataFrame, ax=None, title: str = ""):
     kernels_gpu.csv), in the order measured; the bar's total is the GPU busy time of the step."""
     ax = ax or plt.subplots(figsize=(8, 4))[1]
     k = kernels.copy()
-    k["variant"] = k["device_name"].str.replace("NVIDIA ", "").str.split().str[0] + ": " + k["mode"]
+    k["variant"] = _short_device(k["device_name"]) + ": " + k["mode"]
     wide = k.pivot_table(index="variant", columns="family", values="us", aggfunc="sum", sort=False).fillna(0.0)
     left = pd.Series(0.0, index=wide.index)
     for fam in [f for f in FAMILY_COLORS if f in wide] + [f for f in wide if f not in FAMILY_COLORS]:

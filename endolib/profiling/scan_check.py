@@ -91,19 +91,31 @@ CASES = [  # (b, d, l, n, flags): streaming frame, long clip, odd sizes, without
 
 
 @contextmanager
+def _env(name: str, value):
+    """Set (value None: unset) environment variable `name` inside the block, then restore what it was."""
+    old = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+@contextmanager
 def _variant(label: str):
     """'triton:flip' = backend 'triton' with its backward's reverse scan done by flips; else the backend."""
     name, _, mode = label.partition(":")
-    old = os.environ.get("ENDOLIB_TRITON_REVERSE")
-    if mode:
-        os.environ["ENDOLIB_TRITON_REVERSE"] = mode
-    try:
+    if not mode:
         yield name
-    finally:
-        if mode and old is None:
-            del os.environ["ENDOLIB_TRITON_REVERSE"]
-        elif mode:
-            os.environ["ENDOLIB_TRITON_REVERSE"] = old
+        return
+    with _env("ENDOLIB_TRITON_REVERSE", mode):
+        yield name
 
 
 def check_backends(backends, device, cases=CASES, seed: int = 0, grad_max_elems: int = 2_000_000) -> list:
@@ -170,26 +182,20 @@ def time_tiles(device, tiles=("auto",) + TILE_CHOICES, d: int = 768, l: int = 19
                  kw["u"], kw["delta"], grp["A"], kw["B"], kw["C"], grp["D"], z=kw["z"],
                  delta_bias=grp["delta_bias"], delta_softplus=True, token_major=True)}
     batch = {"temporal_b1_h0": 1, "spatial_grouped_b2": 2}
-    rows, first, old = [], {}, os.environ.pop("ENDOLIB_TRITON_TILES", None)
-    try:
-        for t in tiles:
-            if t != "auto":
-                os.environ["ENDOLIB_TRITON_TILES"] = t
-            for case, fn in calls.items():
-                try:
+    rows, first = [], {}
+    for t in tiles:
+        for case, fn in calls.items():
+            try:
+                with _env("ENDOLIB_TRITON_TILES", None if t == "auto" else t):
                     y = fn()
                     y = y[0] if isinstance(y, tuple) else y
                     first.setdefault(case, y)
                     us = time_in_graph(fn, device) * 1e3
-                    rows.append(dict(tiles=t, case=case, batch=batch[case], d=d, l=l, n=n,
-                                     us_median=float(np.median(us)), rel_vs_first=_rel(y, first[case])))
-                except Exception as e:  # a config that fails to compile (resources) is a result, not a crash
-                    rows.append(dict(tiles=t, case=case, batch=batch[case], d=d, l=l, n=n,
-                                     error=f"{type(e).__name__}: {e}"[:200]))
-            os.environ.pop("ENDOLIB_TRITON_TILES", None)
-    finally:
-        if old is not None:
-            os.environ["ENDOLIB_TRITON_TILES"] = old
+                rows.append(dict(tiles=t, case=case, batch=batch[case], d=d, l=l, n=n,
+                                 us_median=float(np.median(us)), rel_vs_first=_rel(y, first[case])))
+            except Exception as e:  # a config that fails to compile (resources) is a result, not a crash
+                rows.append(dict(tiles=t, case=case, batch=batch[case], d=d, l=l, n=n,
+                                 error=f"{type(e).__name__}: {e}"[:200]))
     return rows
 
 
