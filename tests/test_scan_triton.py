@@ -66,15 +66,19 @@ def compare_all(device, seed=0) -> list:
         names = sorted(dev)
         gt = torch.autograd.grad((y.double().cpu() * gy).sum() + (last.double().cpu() * gl).sum(), [dev[k] for k in names])
         gr = torch.autograd.grad((yr * gy).sum() + (lr * gl).sum(), [ref[k] for k in names])
+        # inference (no gradients: the inference-only tiles too) reads through strides: hand it the transposed
+        # views the mixer produces, in fp32 and bf16
+        strided = lambda x: {k: (v.detach().transpose(1, 2).contiguous().transpose(1, 2)  # noqa: E731
+                                 if v.dim() == 3 and k != "initial_state" else v.detach()) for k, v in x.items()}
         devb, refb, _ = _inputs(b, d, l, n, flags, seed + i, device, torch.bfloat16)
-        # inference reads through strides: hand it the transposed views the mixer produces
-        devb = {k: (v.transpose(1, 2).contiguous().transpose(1, 2) if v.dim() == 3 and k != "initial_state" else v)
-                for k, v in devb.items()}
+        devb = strided(devb)
         assert l == 1 or not devb["delta"].is_contiguous()
         with torch.no_grad():
+            yi, lasti = scan_triton.selective_scan_triton(**strided(dev), delta_softplus=sp, return_last_state=True)
             yb = scan_triton.selective_scan_triton(**devb, delta_softplus=sp)
             ybr = selective_scan_ref(**{k: v.detach() for k, v in refb.items()}, delta_softplus=sp)
         out.append(dict(shape=[b, d, l, n], flags=list(flags), y=_rel(y, yr), last=_rel(last, lr),
+                        y_infer=_rel(yi, yr), last_infer=_rel(lasti, lr),
                         grads={k: _rel(a, c) for k, a, c in zip(names, gt, gr)}, y_bf16=_rel(yb, ybr),
                         finite=bool(torch.isfinite(y).all() and torch.isfinite(yb).all())))
     return out
@@ -144,7 +148,7 @@ def _assert_errors(rows):
     assert len(rows) == len(FLAG_SETS)
     for r in rows:
         assert r["finite"], r
-        assert r["y"] < 1e-5 and r["last"] < 1e-5, r
+        assert max(r["y"], r["last"], r["y_infer"], r["last_infer"]) < 1e-5, r
         assert max(r["grads"].values()) < 1e-4, r
         assert r["y_bf16"] < 2e-2, r
     # every optional input got a gradient somewhere
@@ -179,9 +183,13 @@ def test_bad_shapes_say_what_was_expected():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or not HAVE_TRITON, reason="needs CUDA and triton")
-@pytest.mark.parametrize("reverse", ["native", "flip"])
-def test_triton_matches_reference_cuda(reverse, monkeypatch):
+@pytest.mark.parametrize("reverse,tiles", [("native", None), ("flip", None), ("native", "8,8,8,seq4"),
+                                           ("native", "4,4,2,seq2")])
+def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
+    """Default tiles with both reverse scans, and the inference-only 'seq' tiles (segments, unrolled walks)."""
     monkeypatch.setenv("ENDOLIB_TRITON_REVERSE", reverse)
+    if tiles:
+        monkeypatch.setenv("ENDOLIB_TRITON_TILES", tiles)
     seed = int.from_bytes(os.urandom(2), "little")
     _assert_errors(compare_all("cuda", seed=seed))
     _assert_grouped(compare_grouped("cuda", seed=seed))
@@ -189,7 +197,7 @@ def test_triton_matches_reference_cuda(reverse, monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
-@pytest.mark.parametrize("tiles", ["4,64", "2,32,2,tlast", "4,128,2,nloop"])
+@pytest.mark.parametrize("tiles", ["4,64", "2,32,2,tlast", "4,128,2,nloop", "4,4,2,seq2"])
 def test_triton_matches_reference_interpreter(tiles):
     """The native reverse scan; the 'flip' variant is slow under the interpreter and is checked on CUDA
     (here and by `python -m endolib.profiling.gpu`)."""
@@ -212,7 +220,12 @@ def test_parse_tiles():
     assert scan_triton.parse_tiles("2,64", 16) == scan_triton.Tiles(2, 64, 16, 4, "dtn")
     assert scan_triton.parse_tiles("1,256,8,tlast", 5) == scan_triton.Tiles(1, 256, 8, 8, "dnt")
     assert scan_triton.parse_tiles("4,256,2,nloop", 16).layout == "nloop"
-    for bad in ("3,64", "2,64,4,tdfirst", "2", "2,64,4,tlast,1", "2,x"):
+    assert scan_triton.parse_tiles("8,4,4,seq8", 16) == scan_triton.Tiles(8, 4, 16, 4, "seq", 8)
+    assert scan_triton.parse_tiles("8,4,4,seq", 16).unroll == 1
+    for t in (scan_triton.Tiles(2, 64, 16, 4, "dtn"), scan_triton.Tiles(8, 4, 16, 4, "seq", 8),
+              scan_triton.Tiles(4, 256, 16, 2, "nloop")):
+        assert scan_triton.parse_tiles(t.spec(), 16) == t
+    for bad in ("3,64", "2,64,4,tdfirst", "2", "2,64,4,tlast,1", "2,x", "8,4,4,seqx", "8,4,4,seq3"):
         with pytest.raises(ValueError, match="BLOCK_D,CHUNK"):
             scan_triton.parse_tiles(bad, 16)
 

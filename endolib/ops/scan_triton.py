@@ -184,6 +184,180 @@ if _HAVE_TRITON:
         tl.store(OUT + pid_b * so_b + offs_d[:, None] * so_d + t[None, :] * so_l, y.to(OUT.dtype.element_ty), mask=m2)
 
     @triton.jit
+    def _store_in_place(ptr, val, mask, INTERPRET: tl.constexpr):
+        # tl.store, but from the value's own register layout: for a store Triton picks the layout that
+        # coalesces best and converts the value through shared memory (a barrier per store), which inside a
+        # time loop costs more than the step. Threads holding copies of a value store it again (same address).
+        if INTERPRET:
+            tl.store(ptr, val, mask=mask)
+        elif val.dtype.primitive_bitwidth == 32:
+            tl.inline_asm_elementwise(
+                "{ .reg .pred p; setp.ne.b32 p, $3, 0; @p st.global.b32 [$1], $2; mov.b32 $0, 0; }",
+                "=r,l,r,r", [ptr.to(tl.uint64, bitcast=True), val.to(tl.uint32, bitcast=True), mask.to(tl.int32)],
+                dtype=tl.int32, is_pure=False, pack=1)
+        else:  # 16-bit
+            tl.inline_asm_elementwise(
+                "{ .reg .pred p; setp.ne.b32 p, $3, 0; @p st.global.b16 [$1], $2; mov.b32 $0, 0; }",
+                "=r,l,h,r", [ptr.to(tl.uint64, bitcast=True), val.to(tl.uint16, bitcast=True), mask.to(tl.int32)],
+                dtype=tl.int32, is_pure=False, pack=1)
+
+    @triton.jit
+    def _fwd_seq_kernel(U, DT, A, Bm, Cm, Dv, Z, BIAS, H0, OUT, HLAST, WS, HS, L, SEG, DIM, NSTATE, GRP,
+                        su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sb_b, sb_n, sb_l,
+                        sc_b, sc_n, sc_l, so_b, so_d, so_l: tl.constexpr,
+                        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                        SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr,
+                        BLOCK_N: tl.constexpr, SEGS: tl.constexpr, UNROLL: tl.constexpr, TCH: tl.constexpr,
+                        INTERPRET: tl.constexpr):
+        # Inference for short sequences (batch-1 streaming), where a scan is latency-bound: each thread walks
+        # time step by step for its (channel, states) with the recurrence in registers (no associative-scan
+        # shuffles), and the sequence is cut into SEGS segments walked in parallel (state passing):
+        #   1. the per-step inputs once, parallel over the tile, into this program's workspace rows (fp32,
+        #      W = 4 BLOCK_D + 2 BLOCK_N per step): delta = softplus(dt + bias), delta u, the gate silu(z),
+        #      the gated skip D u silu(z), B and C; the walks below then load at constant offsets;
+        #   2. each segment from a zero state: its end state and its decay exp(A sum(delta)) into HS;
+        #   3. the state entering each segment, from h0 and the earlier segments (SEGS - 1 steps);
+        #   4. each segment again from its true entering state, writing y.
+        # So the sequential chain per thread is 2 L / SEGS steps (L with SEGS = 1, which skips 2 and 3). The
+        # walks issue the loads of the next UNROLL steps before computing the current ones. Segments
+        # are SEG steps (a multiple of UNROLL) and the workspace has SEGS SEG + UNROLL rows, zero past L (steps
+        # that pass the state through), so the walks load without masks.
+        W: tl.constexpr = 4 * BLOCK_D + 2 * BLOCK_N
+        pid_b = tl.program_id(0)
+        prog = pid_b * tl.num_programs(1) + tl.program_id(1)
+        offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+        offs_n = tl.arange(0, BLOCK_N)
+        dmask = offs_d < DIM
+        nmask = offs_n < NSTATE
+        grp = pid_b // GRP
+        rows = SEGS * SEG + UNROLL
+        ws = WS + prog * rows * W
+        if HAS_BIAS:
+            bias = tl.load(BIAS + grp * DIM + offs_d, mask=dmask, other=0.0)
+        if HAS_D:
+            dskip = tl.load(Dv + grp * DIM + offs_d, mask=dmask, other=0.0)
+        for c in range(0, rows, TCH):  # 1.
+            t = c + tl.arange(0, TCH)
+            tmask = t < L
+            wmask = t < rows
+            m2 = tmask[:, None] & dmask[None, :]
+            u = tl.load(U + pid_b * su_b + t[:, None] * su_l + offs_d[None, :] * su_d, mask=m2, other=0.0)
+            u = u.to(tl.float32)
+            dt = tl.load(DT + pid_b * sdt_b + t[:, None] * sdt_l + offs_d[None, :] * sdt_d, mask=m2, other=0.0)
+            dt = dt.to(tl.float32)
+            if HAS_BIAS:
+                dt = dt + bias[None, :]
+            if SOFTPLUS:
+                dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+            dt = tl.where(m2, dt, 0.0)  # padded channels: no input, no output
+            if HAS_Z:
+                zz = tl.load(Z + pid_b * sz_b + t[:, None] * sz_l + offs_d[None, :] * sz_d, mask=m2, other=0.0)
+                zz = zz.to(tl.float32)
+                gate = zz * tl.sigmoid(zz)
+            else:
+                gate = tl.full((TCH, BLOCK_D), 1.0, tl.float32)
+            if HAS_D:
+                gd = u * dskip[None, :] * gate
+            else:
+                gd = tl.zeros((TCH, BLOCK_D), tl.float32)
+            row = ws + t[:, None] * W + tl.arange(0, BLOCK_D)[None, :]
+            rmask = wmask[:, None] & (tl.arange(0, BLOCK_D) >= 0)[None, :]
+            tl.store(row, dt, mask=rmask)
+            tl.store(row + BLOCK_D, dt * u, mask=rmask)
+            tl.store(row + 2 * BLOCK_D, gate, mask=rmask)
+            tl.store(row + 3 * BLOCK_D, gd, mask=rmask)
+            tn = tmask[:, None] & nmask[None, :]
+            Bt = tl.load(Bm + pid_b * sb_b + t[:, None] * sb_l + offs_n[None, :] * sb_n, mask=tn, other=0.0)
+            Ct = tl.load(Cm + pid_b * sc_b + t[:, None] * sc_l + offs_n[None, :] * sc_n, mask=tn, other=0.0)
+            rown = ws + t[:, None] * W + 4 * BLOCK_D + offs_n[None, :]
+            rnmask = wmask[:, None] & (offs_n >= 0)[None, :]
+            tl.store(rown, Bt.to(tl.float32), mask=rnmask)  # padded states: B = C = 0
+            tl.store(rown + BLOCK_N, Ct.to(tl.float32), mask=rnmask)
+        tl.debug_barrier()  # the workspace rows are read below by other threads of this program
+        first = tl.arange(0, SEGS) * SEG  # first step of each segment
+        p3 = tl.arange(0, SEGS)[:, None, None]
+        dn3 = offs_d[None, :, None] * NSTATE + offs_n[None, None, :]
+        dn_mask3 = dmask[None, :, None] & nmask[None, None, :] & (p3 >= 0)
+        A2 = tl.load(A + grp * DIM * NSTATE + dn3, mask=dn_mask3, other=0.0) * 1.4426950408889634  # exp -> exp2
+        if HAS_H0:
+            h = tl.load(H0 + pid_b * DIM * NSTATE + dn3, mask=dn_mask3, other=0.0)
+        else:
+            h = tl.zeros((SEGS, BLOCK_D, BLOCK_N), tl.float32)
+        if SEGS > 1:  # 2. and 3.
+            hs = tl.zeros((SEGS, BLOCK_D, BLOCK_N), tl.float32)
+            total = tl.zeros((SEGS, BLOCK_D), tl.float32)
+            nxt = _seq_group_loads(ws + first * W, W, BLOCK_D, BLOCK_N, False, UNROLL)
+            for s0 in range(0, SEG, UNROLL):
+                cur = nxt  # the next group's loads are issued before this group computes
+                nxt = _seq_group_loads(ws + (first + s0 + UNROLL) * W, W, BLOCK_D, BLOCK_N, False, UNROLL)
+                hs, total = _seq_walk_zero(cur, hs, total, A2, UNROLL)
+            hs_base = HS + prog * 2 * SEGS * BLOCK_D * BLOCK_N
+            pdn = (p3 * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None]) * BLOCK_N + offs_n[None, None, :]
+            tl.store(hs_base + pdn, hs)
+            tl.store(hs_base + SEGS * BLOCK_D * BLOCK_N + pdn, tl.exp2(total[:, :, None] * A2))
+            tl.debug_barrier()
+            dn = tl.arange(0, BLOCK_D)[None, :, None] * BLOCK_N + offs_n[None, None, :] + 0 * p3
+            for q in tl.static_range(SEGS - 1):  # state entering segment p: h0 through segments 0 .. p-1
+                hq = tl.load(hs_base + q * BLOCK_D * BLOCK_N + dn)
+                aq = tl.load(hs_base + (SEGS + q) * BLOCK_D * BLOCK_N + dn)
+                h = tl.where(p3 > q, aq * h + hq, h)
+        o_ptr = OUT + pid_b * so_b + offs_d[None, :] * so_d
+        nxt = _seq_group_loads(ws + first * W, W, BLOCK_D, BLOCK_N, True, UNROLL)
+        for s0 in range(0, SEG, UNROLL):  # 4.
+            cur = nxt
+            nxt = _seq_group_loads(ws + (first + s0 + UNROLL) * W, W, BLOCK_D, BLOCK_N, True, UNROLL)
+            h = _seq_walk(cur, h, A2, o_ptr, first + s0, L, dmask, so_l, UNROLL, INTERPRET)
+        # the last segment's walk ends at step L - 1 (padded steps pass the state through)
+        tl.store(HLAST + pid_b * DIM * NSTATE + dn3 + 0 * p3, h, mask=dn_mask3 & (p3 == SEGS - 1))
+
+    @triton.jit
+    def _seq_walk_zero(group, hs, total, A2, UNROLL: tl.constexpr):
+        # UNROLL steps of the recurrence (walk 2.), summing delta for the segment's decay
+        for j in tl.static_range(UNROLL):
+            delta, du, Bt = group[j][0], group[j][1], group[j][4]
+            hs = tl.exp2(delta[:, :, None] * A2) * hs + du[:, :, None] * Bt[:, None, :]
+            total += delta
+        return hs, total
+
+    @triton.jit
+    def _seq_walk(group, h, A2, o_ptr, t0, L, dmask, so_l: tl.constexpr, UNROLL: tl.constexpr,
+                  INTERPRET: tl.constexpr):
+        # UNROLL steps of the recurrence from steps t0 (SEGS,) on (walk 4.), writing y_t = C_t h_t gate + skip
+        o_grp = o_ptr + t0[:, None] * so_l
+        for j in tl.static_range(UNROLL):
+            delta, du, gate, gd, Bt, Ct = group[j]
+            h = tl.exp2(delta[:, :, None] * A2) * h + du[:, :, None] * Bt[:, None, :]
+            y = tl.sum(h * Ct[:, None, :], axis=2) * gate + gd
+            m2 = (t0 + j < L)[:, None] & dmask[None, :]
+            _store_in_place(o_grp + j * so_l, y.to(o_ptr.dtype.element_ty), m2, INTERPRET)
+        return h
+
+    @triton.jit
+    def _seq_group_loads(base, W: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, FULL: tl.constexpr,
+                         UNROLL: tl.constexpr):
+        # UNROLL steps from the workspace, base: (SEGS,) row pointers of the first: a tuple, per step, of (delta,
+        # delta u, gate, gated skip) as (SEGS, BLOCK_D) and (B, C) as (SEGS, BLOCK_N), each at a constant offset
+        # from base. FULL=False leaves the gate, the gated skip and C out (the first walk needs none).
+        od = tl.arange(0, BLOCK_D)[None, :]
+        on = tl.arange(0, BLOCK_N)[None, :]
+        group = ()
+        for j in tl.static_range(UNROLL):
+            row = base[:, None] + j * W
+            delta = tl.load(row + od)
+            du = tl.load(row + BLOCK_D + od)
+            Bt = tl.load(row + 4 * BLOCK_D + on)
+            if FULL:
+                gate = tl.load(row + 2 * BLOCK_D + od)
+                gd = tl.load(row + 3 * BLOCK_D + od)
+                Ct = tl.load(row + 4 * BLOCK_D + BLOCK_N + on)
+            else:
+                gate = delta
+                gd = delta
+                Ct = Bt
+            group = group + ((delta, du, gate, gd, Bt, Ct),)
+        return group
+
+    @triton.jit
     def _bwd_kernel(U, DT, A, Bm, Cm, DY, HSAVE, DHLAST, DU, DDT, DA, DB, DC, DH0, L, DIM, NSTATE, NCHUNK,
                     HAS_DHLAST: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
                     BLOCK_N: tl.constexpr, FLIP: tl.constexpr):
@@ -254,32 +428,48 @@ if _HAVE_TRITON:
 
 class Tiles(NamedTuple):
     block_d: int      # channels per program
-    chunk: int        # steps per associative scan (the program walks the sequence chunk by chunk)
+    chunk: int        # steps per associative scan (the program walks the sequence chunk by chunk); with the
+                      # 'seq' layout, the number of segments walked in parallel
     block_n: int      # state size padded to a power of 2
     warps: int
-    layout: str       # forward: 'dtn' tiles (d, t, n), 'dnt' (d, n, t), or 'nloop': inference with the whole
-                      # sequence in one (d, t) tile (chunk >= L) and one 2-D scan per state
+    layout: str       # forward: 'dtn' tiles (d, t, n), 'dnt' (d, n, t), 'nloop': inference with the whole
+                      # sequence in one (d, t) tile (chunk >= L) and one 2-D scan per state, or 'seq':
+                      # inference walking time step by step in `chunk` parallel segments (_fwd_seq_kernel)
+    unroll: int = 1   # 'seq': time steps per loop iteration (the next iteration's loads fly meanwhile)
+
+    def spec(self) -> str:
+        """The 'BLOCK_D,CHUNK,WARPS,layout' string `parse_tiles` reads back."""
+        lay = {"dtn": "", "dnt": "tlast", "nloop": "nloop", "seq": f"seq{self.unroll}"}[self.layout]
+        return f"{self.block_d},{self.chunk},{self.warps}" + (f",{lay}" if lay else "")
 
 
-LAYOUTS = {"": "dtn", "tlast": "dnt", "nloop": "nloop"}  # spec token -> layout
+LAYOUTS = {"": "dtn", "tlast": "dnt", "nloop": "nloop", "seq": "seq"}  # spec token -> layout
+INFERENCE_ONLY = ("nloop", "seq")  # layouts with no chunk-start states saved for a backward
+SEQ_MAX_L = 1024  # 'seq' walks L / segments steps one by one: longer sequences (whole clips) take chunked tiles
 
 # Tiles measured best on an H200 for the batch-1 streaming shapes of endomamba_small (L = 197, token-major
 # strides) in CUDA graphs, keyed by (batch, d, n): `scan_check.time_tiles` -> outputs/benchmarks/
 # scan_tiles_gpu.csv (temporal 16.2 us vs 16.5 heuristic; fused spatial 24.4 us vs 30.4). Other GPUs may prefer
 # others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
-TUNED = {(1, 768, 16): "2,128,4", (2, 768, 16): "2,64,1,tlast"}
+TUNED = {(1, 768, 16): "8,4,4,seq2", (2, 768, 16): "16,4,8,seq2"}
 
 
 def parse_tiles(spec: str, n: int) -> Tiles:
-    """'BLOCK_D,CHUNK[,WARPS[,tlast|nloop]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and TUNED)."""
+    """'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and TUNED);
+    with 'seq', CHUNK is the number of segments (e.g. '8,4,4,seq8': 8 channels, 4 segments, 4 warps, 8 steps
+    per loop iteration)."""
     parts = spec.split(",")
-    if not 2 <= len(parts) <= 4 or not all(v.isdigit() for v in parts[:3]) or \
-            (len(parts) == 4 and parts[3] not in LAYOUTS) or any(int(v) & (int(v) - 1) for v in parts[:3]):
-        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop]]' with powers of 2, got {spec!r}")
+    lay = parts[3] if len(parts) == 4 else ""
+    unroll = (lay[3:] or "1") if lay.startswith("seq") else "1"
+    if not 2 <= len(parts) <= 4 or not all(v.isdigit() for v in parts[:3] + [unroll]) or \
+            (lay not in LAYOUTS and not lay.startswith("seq")) or \
+            any(int(v) & (int(v) - 1) for v in parts[:3] + [unroll]):
+        raise ValueError("tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL]]' with powers of 2, "
+                         f"got {spec!r}")
     block_d, chunk = int(parts[0]), int(parts[1])
     block_n = max(2, triton.next_power_of_2(n))
     warps = int(parts[2]) if len(parts) > 2 else (4 if block_d * chunk * block_n <= 2048 else 8)
-    return Tiles(block_d, chunk, block_n, warps, LAYOUTS[parts[3] if len(parts) == 4 else ""])
+    return Tiles(block_d, chunk, block_n, warps, LAYOUTS["seq" if lay.startswith("seq") else lay], int(unroll))
 
 
 def _tiles(batch: int, dim: int, n: int, device: torch.device, tuned: bool = True) -> Tiles:
@@ -339,7 +529,8 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
     grp = b // A.shape[0] if A.dim() == 3 else b
     tiles = _tiles(b, d, n, u.device)
     lp = max(16, triton.next_power_of_2(l))
-    if tiles.layout == "nloop" and (save or lp > tiles.chunk):  # nloop: inference, sequence within one tile
+    if (tiles.layout in INFERENCE_ONLY and save) or (tiles.layout == "nloop" and lp > tiles.chunk) or \
+            (tiles.layout == "seq" and l > SEQ_MAX_L):  # nloop: the sequence must fit one tile
         tiles = _tiles(b, d, n, u.device, tuned=False)
     out = _empty_out(u, token_major)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
@@ -355,6 +546,15 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
                  num_warps=tiles.warps)
     if tiles.layout == "nloop":
         _fwd_nloop_kernel[grid](*args, l, d, n, grp, *strides, LP=lp, **flags)
+        return out, last, None
+    if tiles.layout == "seq":
+        seg = math.ceil(math.ceil(l / tiles.chunk) / tiles.unroll) * tiles.unroll  # steps per segment
+        ws = torch.empty(b * grid[1], tiles.chunk * seg + tiles.unroll, 4 * tiles.block_d + 2 * tiles.block_n,
+                         device=u.device, dtype=torch.float32)
+        hs = torch.empty(b, grid[1], 2, tiles.chunk, tiles.block_d, tiles.block_n, device=u.device,
+                         dtype=torch.float32) if tiles.chunk > 1 else last
+        _fwd_seq_kernel[grid](*args, ws, hs, l, seg, d, n, grp, *strides, SEGS=tiles.chunk, UNROLL=tiles.unroll,
+                              TCH=min(256, lp), INTERPRET=_INTERPRET, **flags)
         return out, last, None
     nchunk = max(1, math.ceil(l / tiles.chunk))
     hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last
@@ -401,8 +601,10 @@ class _TritonScan(torch.autograd.Function):
             zf = z.float()
             dz = (dout * y_full.float() * _dsilu(zf)).to(z.dtype)
             dout = dout * F.silu(zf)
-        tiles = _tiles(b, d, n, u.device)  # the forward's tiles: hsave fits them ('nloop' never saves)
-        block_d, chunk, block_n, warps, _ = tiles if tiles.layout != "nloop" else _tiles(b, d, n, u.device, False)
+        tiles = _tiles(b, d, n, u.device)  # the forward's tiles: hsave fits them (inference layouts never save)
+        if tiles.layout in INFERENCE_ONLY:
+            tiles = _tiles(b, d, n, u.device, tuned=False)
+        block_d, chunk, block_n, warps = tiles[:4]
         ndblk = triton.cdiv(d, block_d)
         du = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
         ddt = torch.empty_like(du)

@@ -141,7 +141,7 @@ def floor_rows(cost: dict, ceil: Ceilings, launches: int, measured_ms: float, gr
 
 def _family(name: str) -> str:
     low = name.lower()
-    if "_fwd_kernel" in name:
+    if "_fwd_kernel" in name or (name.startswith("_fwd_") and name.endswith("_kernel")):  # mamba-ssm's, ours
         return "scan"
     if name.startswith("triton_") and not name.startswith(("triton_mm", "triton_bmm", "triton_tem")):
         return "conv" if "conv" in low else "triton fused"  # inductor's fused pointwise / reduction kernels

@@ -42,8 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile fast variant")
     p.add_argument("--max-ms", type=float, default=1500.0, help="stop a recompute curve past this latency")
     p.add_argument("--budget-s", type=float, default=200.0, help="skip the compiled variant past this time")
-    p.add_argument("--only", choices=["all", "fast"], default="all",
-                   help="'fast': only the fast streaming variants (triton scan) + their floor rows, < 2 min")
+    p.add_argument("--only", choices=["all", "fast", "baselines"], default="all",
+                   help="'fast': only the fast streaming variants (triton scan) + their floor rows, < 2 min; "
+                        "'baselines': only EndoMamba recomputing the clip and the baseline models")
     p.add_argument("--variants", default="", help="with --only fast: comma list of FAST_VARIANTS indices")
     p.add_argument("--tiles-bench", action="store_true", help="with --only fast: time the scan tile choices first")
     return p.parse_args(argv)
@@ -92,7 +93,7 @@ def _scan_tiles(model, backend, device) -> str:
     from endolib.ops import scan_triton
     mixer = model.layers[0].mixer
     tiles = [scan_triton._tiles(b, mixer.d_inner, mixer.d_state, torch.device(device)) for b in (1, 2)]
-    return " / ".join(f"{t.block_d},{t.chunk},{t.warps},{t.layout}" for t in tiles)
+    return " / ".join(t.spec() for t in tiles)
 
 
 def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int, keep: dict,
@@ -108,6 +109,7 @@ def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int
     tiles = os.environ.get("ENDOLIB_TRITON_TILES")
     mode += f"_tiles{tiles.replace(',', 'x')}" if tiles else ""
     diff["scan_tiles"] = _scan_tiles(model, backend, device)
+    mode += "_seq" if backend == "triton" and "seq" in diff["scan_tiles"] and not tiles else ""  # scans walk time
     if torch.device(device).type == "cuda":
         table = floor.kernel_table(fs._body)
         kernels = [dict(mode=mode, backend=backend, **r) for r in floor.kernel_breakdown(table)]
@@ -219,6 +221,29 @@ def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
     return df, floor_df
 
 
+BASELINES = ["vit_framewise", "divided_st", "videomamba", "videomae"]
+
+
+def _baseline_sections(args, model, device, dtype, best: str, speed) -> pd.DataFrame:
+    """EndoMamba recomputing the clip per frame and the baselines (suite.BASELINES), through `speed`."""
+    g, size = _grids(args.quick), suite.SIZE_OF.get(args.model, "small")
+    speed(_section("recompute", suite.endomamba_recompute, model, best, g["recompute"], device, dtype, args.max_ms))
+    df = speed(_section("baselines", suite.baseline_rows, BASELINES, size, args.img_size, g["recompute"], device,
+                        dtype, best, args.max_ms))
+    if device.type == "cuda":
+        df = speed(_section("vit_graph", suite.baseline_rows, ["vit_framewise"], size, args.img_size, g["fast"],
+                            device, dtype, best, graph_framewise=True))
+    return df
+
+
+def baselines_only(args, model, device, dtype, w: Writer) -> pd.DataFrame:
+    """Only the clip-recomputing and baseline rows (e.g. to add a device's baselines to committed fast rows)."""
+    extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
+    speed = lambda rows: w.add("speed_gpu.csv", [{**extra, **r} for r in rows])  # noqa: E731
+    df = _baseline_sections(args, model, device, dtype, backend_name(device), speed)
+    return df[["model", "mode", "backend", "frames_seen", "fps", "latency_ms_median", "status"]]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -240,6 +265,11 @@ def main(argv=None) -> int:
         df, floor_df = fast_only(args, model, device, dtype, w, t0)
         print(_summary(df, floor_df, pd.DataFrame()))
         return 0
+    if args.only == "baselines":
+        torch.manual_seed(0)
+        model = create_model(args.model, img_size=args.img_size).to(device).eval()
+        print(baselines_only(args, model, device, dtype, w).to_string(index=False))
+        return 0
     checked = backends + (["triton:flip"] if "triton" in backends and device.type == "cuda" else [])
     w.add("scan_check_gpu.csv", _section("scan_check", scan_check.check_backends, checked, device, g["scan_cases"]))
     w.add("scan_check_gpu.csv", _section("scan_timing", scan_check.time_backends, backends, device, **g["scan_timing"]))
@@ -254,13 +284,7 @@ def main(argv=None) -> int:
         speed(_section(f"eager_{be}", suite.eager_stream, model, be, g["eager"], device, dtype, window=16))
         speed(_section(f"fast_{be}", _fast_rows, model, be, g["fast"], device, dtype, False, g["window"], fast,
                        writer=w))
-    speed(_section("recompute", suite.endomamba_recompute, model, best, g["recompute"], device, dtype, args.max_ms))
-    names = ["vit_framewise", "divided_st", "videomamba", "videomae"]
-    speed(_section("baselines", suite.baseline_rows, names, size, args.img_size, g["recompute"], device, dtype, best,
-                   args.max_ms))
-    if device.type == "cuda":
-        speed(_section("vit_graph", suite.baseline_rows, ["vit_framewise"], size, args.img_size, g["fast"], device,
-                       dtype, best, graph_framewise=True))
+    _baseline_sections(args, model, device, dtype, best, speed)
     speed(_section("clip", suite.clip_rows, args.model, size, args.img_size, g["batches"], g["clip_frames"], device,
                    dtype, best))
     df = speed(_section("breakdown", suite.breakdown_rows, model, best, device, dtype))

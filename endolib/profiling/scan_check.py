@@ -153,11 +153,12 @@ def time_backends(backends, device, b=1, d=768, l=197, n=16, iters: int = 50) ->
     return rows
 
 
-# forward tile choices timed on the streaming shapes: 'BLOCK_D,CHUNK,WARPS[,tlast|nloop]' (scan_triton.parse_tiles)
-TILE_CHOICES = tuple(f"{bd},{ch},{w}{lay}" for lay in ("", ",tlast") for bd, ch in
-                     ((1, 64), (1, 128), (1, 256), (2, 32), (2, 64), (2, 128), (4, 32), (4, 64), (8, 32))
-                     for w in (1, 2, 4, 8) if 8 * 32 * w <= bd * ch * 16 <= 64 * 32 * w)  # 8-64 fp32 values a thread
-TILE_CHOICES += tuple(f"{bd},256,{w},nloop" for bd in (1, 2, 4, 8) for w in (1, 2, 4, 8) if bd * 256 <= 32 * 32 * w)
+# forward tile choices timed on the streaming shapes (scan_triton.parse_tiles strings): the chunked-scan winners
+# of the full (d, t, n) / (d, n, t) / nloop grid measured on the H200 at commit 6d976c0 (16.2 / 24.4 µs), and
+# 'seq' walks (channels, segments, warps at 4 state values a thread, steps per loop iteration) around the best of
+# a 24-choice grid (outputs/benchmarks/scan_tiles_gpu.csv: more segments or longer unrolls were slower)
+TILE_CHOICES = ("2,128,4", "2,64,1,tlast", "8,4,4,seq2", "8,4,4,seq4", "16,4,8,seq2", "16,4,8,seq4",
+                "8,8,8,seq2", "16,2,4,seq4", "8,2,2,seq4")
 
 
 def time_tiles(device, tiles=("auto",) + TILE_CHOICES, d: int = 768, l: int = 197, n: int = 16) -> list:
