@@ -1,4 +1,5 @@
 """Profiling: harness rows and memory, FastStream == eager step, floor counts, baselines, scan checks, GPU module."""
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -271,6 +272,15 @@ def test_gpu_summaries_compare_within_one_device():
     labels = [t.get_text() for t in plots.plot_vs_frames(pd.DataFrame(rows)).get_legend().get_texts()]
     assert "H200: endomamba stream_fast_compiled_fused_tiles2x64 [triton]" in labels
     assert "H100: videomamba recompute [cuda]" in labels
+    # one row of panels per device, each with its own runs and its own floor line
+    floor_df = pd.DataFrame([dict(device_name="NVIDIA H100 80GB HBM3", measured_ms=3.3, floor_ms=1.0),
+                             dict(device_name="NVIDIA H200", measured_ms=1.87, floor_ms=0.25)])
+    fig = plots.plot_by_device(pd.DataFrame(rows), floor_df)
+    (fps100, mem100), (fps200, _) = np.array(fig.axes).reshape(2, 2)
+    legend = lambda ax: [t.get_text() for t in ax.get_legend().get_texts()]  # noqa: E731
+    assert fps100.get_title() == "H100: FPS vs frames seen" and "floor (1000 FPS)" in legend(fps100)
+    assert "videomamba recompute [cuda]" in " ".join(legend(fps100)) and "floor (4000 FPS)" in legend(fps200)
+    assert not any("videomamba" in t for t in legend(fps200)) and "memory" in mem100.get_title()
 
 
 def test_gpu_module_fast_only_on_cpu_quick(tmp_path):

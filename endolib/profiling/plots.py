@@ -69,6 +69,21 @@ def plot_vs_frames(df: pd.DataFrame, column: str = "fps", ax=None, title: str = 
     return ax
 
 
+def plot_by_device(speed: pd.DataFrame, floor_df: Optional[pd.DataFrame] = None):
+    """One row of panels per GPU (FPS and peak memory vs frames seen, that GPU's floor line): runs from several
+    devices on one axis would repeat colours and mix machines."""
+    devices = list(speed["device_name"].unique())
+    fig, axes = plt.subplots(len(devices), 2, figsize=(16, 6.5 * len(devices)), squeeze=False)
+    for dev, (left, right) in zip(devices, axes):
+        d = speed[speed["device_name"] == dev]
+        f = floor_df[floor_df["device_name"] == dev] if floor_df is not None and "device_name" in floor_df else None
+        name = _short_device(pd.Series([dev]))[0]
+        plot_vs_frames(d, "fps", left, title=f"{name}: FPS vs frames seen", floor_fps=floor_fps(f))
+        plot_vs_frames(d, "peak_mem_mb", right, title=f"{name}: peak memory vs frames seen")
+    fig.tight_layout()
+    return fig
+
+
 def plot_breakdown(df: pd.DataFrame, ax=None, title: str = ""):
     """Bar chart: milliseconds per streamed frame in spatial blocks, temporal blocks, embedding + head."""
     ax = ax or plt.subplots(figsize=(4, 3))[1]
@@ -103,7 +118,7 @@ def plot_kernel_families(kernels: pd.DataFrame, ax=None, title: str = ""):
 
 def floor_fps(floor_df: Optional[pd.DataFrame]) -> Optional[float]:
     """Frames per second at the floor (the largest term of the best-measured fast variant)."""
-    if floor_df is None or "floor_ms" not in floor_df or floor_df["floor_ms"].isna().all():
+    if floor_df is None or floor_df.empty or "floor_ms" not in floor_df or floor_df["floor_ms"].isna().all():
         return None
     best = floor_df.sort_values("measured_ms").iloc[0]
     return 1e3 / best["floor_ms"]
