@@ -216,6 +216,19 @@ def test_triton_matches_reference_interpreter(tiles):
 
 
 @pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
+def test_inference_tiles_fall_back_where_they_do_not_apply(monkeypatch):
+    """'seq' / 'nloop' tiles serve short inference forwards only: a forward saving states for a backward, a
+    'seq' walk over more than SEQ_MAX_L steps or a sequence longer than the 'nloop' tile takes chunked tiles."""
+    cpu = torch.device("cpu")
+    fwd = lambda l, save=False: scan_triton._forward_tiles(1, 64, 16, l, cpu, save).layout  # noqa: E731
+    monkeypatch.setenv("ENDOLIB_TRITON_TILES", "8,4,4,seq2")
+    assert fwd(197) == "seq" and fwd(scan_triton.SEQ_MAX_L) == "seq"
+    assert fwd(scan_triton.SEQ_MAX_L + 1) == "dtn" and fwd(197, save=True) == "dtn"
+    monkeypatch.setenv("ENDOLIB_TRITON_TILES", "4,256,2,nloop")
+    assert fwd(197) == "nloop" and fwd(257) == "dtn" and fwd(100, save=True) == "dtn"
+
+
+@pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
 def test_parse_tiles():
     assert scan_triton.parse_tiles("2,64", 16) == scan_triton.Tiles(2, 64, 16, 4, "dtn")
     assert scan_triton.parse_tiles("1,256,8,tlast", 5) == scan_triton.Tiles(1, 256, 8, 8, "dnt")

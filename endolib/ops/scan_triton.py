@@ -508,6 +508,16 @@ def _tiles(batch: int, dim: int, n: int, device: torch.device, tuned: bool = Tru
     return Tiles(block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8, "dtn")
 
 
+def _forward_tiles(batch: int, dim: int, n: int, l: int, device: torch.device, save: bool) -> Tiles:
+    """`_tiles`, where they apply to a forward over l steps: a forward that saves chunk-start states for a backward
+    (save) takes chunked tiles, 'nloop' needs the sequence in one tile, 'seq' walks at most SEQ_MAX_L steps."""
+    tiles = _tiles(batch, dim, n, device)
+    if (tiles.layout in INFERENCE_ONLY and save) or (tiles.layout == "seq" and l > SEQ_MAX_L) or \
+            (tiles.layout == "nloop" and max(16, triton.next_power_of_2(l)) > tiles.chunk):
+        return _tiles(batch, dim, n, device, tuned=False)
+    return tiles
+
+
 def _check(u, delta, A, B, C, initial_state):
     # u, delta: (b, d, l); A: (d, n); B, C: (b, n, l); initial_state: (b, d, n)
     b, d, l = u.shape
@@ -542,11 +552,8 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
     b, d, l = u.shape
     n = A.shape[-1]
     grp = b // A.shape[0] if A.dim() == 3 else b
-    tiles = _tiles(b, d, n, u.device)
+    tiles = _forward_tiles(b, d, n, l, u.device, save)
     lp = max(16, triton.next_power_of_2(l))
-    if (tiles.layout in INFERENCE_ONLY and save) or (tiles.layout == "nloop" and lp > tiles.chunk) or \
-            (tiles.layout == "seq" and l > SEQ_MAX_L):  # nloop: the sequence must fit one tile
-        tiles = _tiles(b, d, n, u.device, tuned=False)
     out = _empty_out(u, token_major)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
     dummy = last
@@ -617,10 +624,7 @@ class _TritonScan(torch.autograd.Function):
             zf = z.float()
             dz = (dout * y_full.float() * _dsilu(zf)).to(z.dtype)
             dout = dout * F.silu(zf)
-        tiles = _tiles(b, d, n, u.device)  # the forward's tiles: hsave fits them (inference layouts never save)
-        if tiles.layout in INFERENCE_ONLY:
-            tiles = _tiles(b, d, n, u.device, tuned=False)
-        block_d, chunk, block_n, warps = tiles[:4]
+        block_d, chunk, block_n, warps = _forward_tiles(b, d, n, l, u.device, save=True)[:4]  # hsave fits them
         ndblk = triton.cdiv(d, block_d)
         du = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
         ddt = torch.empty_like(du)
