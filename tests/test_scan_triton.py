@@ -197,10 +197,11 @@ def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
-@pytest.mark.parametrize("tiles", ["4,64", "2,32,2,tlast", "4,128,2,nloop", "4,4,2,seq2", "4,4,2,seq2s2"])
+@pytest.mark.parametrize("tiles", ["4,64", "2,32,2,tlast", "4,128,2,nloop", "4,4,2,seq2"])
 def test_triton_matches_reference_interpreter(tiles):
     """The native reverse scan; the 'flip' variant is slow under the interpreter and is checked on CUDA
-    (here and by `python -m endolib.profiling.gpu`)."""
+    (here and by `python -m endolib.profiling.gpu`), as are the 'seqUsS' tiles (Triton's loop pipelining: the
+    interpreter runs the same walk as 'seq', ~75 s a tile choice here)."""
     if not HAVE_TRITON:
         pytest.skip("triton is not installed: `pip install triton` to run the kernels under TRITON_INTERPRET=1")
     # GPU-like tiles (several chunks, masked tails), in both forward layouts: (d, t, n) and (d, n, t)
