@@ -225,6 +225,7 @@ def test_inference_tiles_fall_back_where_they_do_not_apply(monkeypatch):
     monkeypatch.setenv("ENDOLIB_TRITON_TILES", "8,4,4,seq2")
     assert fwd(197) == "seq" and fwd(scan_triton.SEQ_MAX_L) == "seq"
     assert fwd(scan_triton.SEQ_MAX_L + 1) == "dtn" and fwd(197, save=True) == "dtn"
+    assert [scan_triton._forward_tiles(1, 64, 16, 197, cpu, False, b).layout for b in (2, 4, 8)] == ["seq", "seq", "dtn"]
     monkeypatch.setenv("ENDOLIB_TRITON_TILES", "4,256,2,nloop")
     assert fwd(197) == "nloop" and fwd(257) == "dtn" and fwd(100, save=True) == "dtn"
 

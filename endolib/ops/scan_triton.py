@@ -196,7 +196,8 @@ if _HAVE_TRITON:
                 "{ .reg .pred p; setp.ne.b32 p, $3, 0; @p st.global.b32 [$1], $2; mov.b32 $0, 0; }",
                 "=r,l,r,r", [ptr.to(tl.uint64, bitcast=True), val.to(tl.uint32, bitcast=True), mask.to(tl.int32)],
                 dtype=tl.int32, is_pure=False, pack=1)
-        else:  # 16-bit
+        else:
+            tl.static_assert(val.dtype.primitive_bitwidth == 16, "_store_in_place writes 16- or 32-bit values")
             tl.inline_asm_elementwise(
                 "{ .reg .pred p; setp.ne.b32 p, $3, 0; @p st.global.b16 [$1], $2; mov.b32 $0, 0; }",
                 "=r,l,h,r", [ptr.to(tl.uint64, bitcast=True), val.to(tl.uint16, bitcast=True), mask.to(tl.int32)],
@@ -464,8 +465,8 @@ SEQ_MAX_L = 1024  # 'seq' walks L / segments steps one by one: longer sequences 
 
 # Tiles measured best on an H200 for the batch-1 streaming shapes of endomamba_small (L = 197, token-major
 # strides) in CUDA graphs, keyed by (batch, d, n): `scan_check.time_tiles` -> outputs/benchmarks/
-# scan_tiles_gpu.csv (temporal 16.2 us vs 16.5 heuristic; fused spatial 24.4 us vs 30.4). Other GPUs may prefer
-# others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
+# scan_tiles_gpu.csv (temporal 12.5 us vs 16.1 for the best chunked tiles; fused spatial 18.6 us vs 24.5). Other
+# GPUs may prefer others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
 TUNED = {(1, 768, 16): "8,4,4,seq2", (2, 768, 16): "16,4,8,seq2"}
 
 
@@ -493,7 +494,8 @@ def _tiles(batch: int, dim: int, n: int, device: torch.device, tuned: bool = Tru
     BLOCK_D x CHUNK x BLOCK_N fp32 values live per program: kept to 4096 (16 per thread at 8 warps, no
     spills). Small problems (batch-1 streaming) take narrow channel blocks, for enough programs to fill the
     SMs; the measured streaming shapes come from TUNED. ENDOLIB_TRITON_TILES overrides (tests, tuning).
-    tuned=False: the heuristic alone (what an 'nloop' choice falls back to where it does not apply)."""
+    tuned=False: the heuristic alone (what inference-only tiles fall back to where they do not apply:
+    `_forward_tiles`)."""
     forced = os.environ.get("ENDOLIB_TRITON_TILES")
     if forced and tuned:
         return parse_tiles(forced, n)
@@ -508,11 +510,14 @@ def _tiles(batch: int, dim: int, n: int, device: torch.device, tuned: bool = Tru
     return Tiles(block_d, chunk, block_n, 4 if block_d * chunk * block_n <= 2048 else 8, "dtn")
 
 
-def _forward_tiles(batch: int, dim: int, n: int, l: int, device: torch.device, save: bool) -> Tiles:
+def _forward_tiles(batch: int, dim: int, n: int, l: int, device: torch.device, save: bool,
+                   out_bytes: int = 2) -> Tiles:
     """`_tiles`, where they apply to a forward over l steps: a forward that saves chunk-start states for a backward
-    (save) takes chunked tiles, 'nloop' needs the sequence in one tile, 'seq' walks at most SEQ_MAX_L steps."""
+    (save) takes chunked tiles, 'nloop' needs the sequence in one tile, 'seq' walks at most SEQ_MAX_L steps and
+    writes 2- or 4-byte outputs (its register-layout store, `_store_in_place`)."""
     tiles = _tiles(batch, dim, n, device)
-    if (tiles.layout in INFERENCE_ONLY and save) or (tiles.layout == "seq" and l > SEQ_MAX_L) or \
+    seq_fits = l <= SEQ_MAX_L and out_bytes in (2, 4)
+    if (tiles.layout in INFERENCE_ONLY and save) or (tiles.layout == "seq" and not seq_fits) or \
             (tiles.layout == "nloop" and max(16, triton.next_power_of_2(l)) > tiles.chunk):
         return _tiles(batch, dim, n, device, tuned=False)
     return tiles
@@ -552,7 +557,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
     b, d, l = u.shape
     n = A.shape[-1]
     grp = b // A.shape[0] if A.dim() == 3 else b
-    tiles = _forward_tiles(b, d, n, l, u.device, save)
+    tiles = _forward_tiles(b, d, n, l, u.device, save, u.element_size())
     lp = max(16, triton.next_power_of_2(l))
     out = _empty_out(u, token_major)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)

@@ -60,7 +60,7 @@ def _project(p, u, r: int, n: int):
 def _scan(mixer, p, u, dt, B, C, z, h0):
     """Token-major scan: u, dt, z (g, B, L, D), B, C (g, B, L, n), h0 (B, D, n) or None (causal only)
     -> y (g·B, L, D) contiguous, last state (causal) or None."""
-    g, Bsz = u.shape[:2]
+    g = u.shape[0]
     cm = lambda t: rearrange(t, "g b l d -> (g b) d l")  # noqa: E731  strided views: no copies
     if p["triton"]:
         y, last = scan_triton.selective_scan_grouped(
@@ -87,7 +87,7 @@ def _branches(self, x, z, h0, xpad):
 
 def _fused_forward(self, hidden, state=None):
     """hidden: (B, L, C) -> (B, L, C) [, new state]: `MambaMixer.forward`, token-major and fused."""
-    Bsz, L, _ = hidden.shape
+    Bsz = hidden.shape[0]
     x, z = self.in_proj(hidden).chunk(2, dim=-1)                                      # (B, L, D) views
     K = self.d_conv
     if self.bidirectional:

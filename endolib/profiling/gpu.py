@@ -225,7 +225,7 @@ BASELINES = ["vit_framewise", "divided_st", "videomamba", "videomae"]
 
 
 def _baseline_sections(args, model, device, dtype, best: str, speed) -> pd.DataFrame:
-    """EndoMamba recomputing the clip per frame and the baselines (suite.BASELINES), through `speed`."""
+    """EndoMamba recomputing the clip per frame and the BASELINES models, rows handed to `speed`."""
     g, size = _grids(args.quick), suite.SIZE_OF.get(args.model, "small")
     speed(_section("recompute", suite.endomamba_recompute, model, best, g["recompute"], device, dtype, args.max_ms))
     df = speed(_section("baselines", suite.baseline_rows, BASELINES, size, args.img_size, g["recompute"], device,
