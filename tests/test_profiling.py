@@ -1,4 +1,9 @@
 """Profiling: harness rows and memory, FastStream == eager step, floor counts, baselines, scan checks, GPU module."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -329,3 +334,32 @@ def test_plot_kernel_families_stacks_each_variant():
         widths[y] = widths.get(y, 0) + p.get_width()
     assert sorted(widths.values()) == [840.0, 1300.0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["H200: a", "H200: b"]
+
+
+_PHASES_SCRIPT = """
+import json, torch
+from endolib.ops import selective_scan
+from endolib.profiling import scan_check, scan_phases
+kw = {k: v.float() for k, v in scan_check.random_inputs(1, 8, 37, 16, seed=5).items() if v is not None}
+run = lambda: selective_scan(**kw, delta_softplus=True, return_last_state=True, backend="triton")
+y, last = run()
+out = {}
+for ph in (7, 3):
+    with scan_phases._phases(ph, 0):
+        yp, lp = run()
+    out[ph] = [(yp - y).abs().max().item(), (lp - last).abs().max().item()]
+print(json.dumps(out))
+"""
+
+
+def test_scan_phases_patch_the_seq_kernel():
+    """scan_phases' patched kernel with every phase on (PH=7) computes what the real 'seq' kernel does, exactly
+    (under the interpreter); without the walk writing y (PH=3) it does not: the flags switch real work."""
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1", "ENDOLIB_TRITON_TILES": "4,4,2,seq2"}
+    proc = subprocess.run([sys.executable, "-c", _PHASES_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["7"] == [0.0, 0.0], res
+    assert min(res["3"]) > 1e-3, res

@@ -184,7 +184,7 @@ def test_bad_shapes_say_what_was_expected():
 
 @pytest.mark.skipif(not torch.cuda.is_available() or not HAVE_TRITON, reason="needs CUDA and triton")
 @pytest.mark.parametrize("reverse,tiles", [("native", None), ("flip", None), ("native", "8,8,8,seq4"),
-                                           ("native", "4,4,2,seq2"), ("native", "8,4,4,seq2s3")])
+                                           ("native", "4,4,2,seq2")])
 def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
     """Default tiles with both reverse scans, and the inference-only 'seq' tiles (segments, unrolled walks)."""
     monkeypatch.setenv("ENDOLIB_TRITON_REVERSE", reverse)
@@ -200,8 +200,7 @@ def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
 @pytest.mark.parametrize("tiles", ["4,64", "2,32,2,tlast", "4,128,2,nloop", "4,4,2,seq2"])
 def test_triton_matches_reference_interpreter(tiles):
     """The native reverse scan; the 'flip' variant is slow under the interpreter and is checked on CUDA
-    (here and by `python -m endolib.profiling.gpu`), as are the 'seqUsS' tiles (Triton's loop pipelining: the
-    interpreter runs the same walk as 'seq', ~75 s a tile choice here)."""
+    (here and by `python -m endolib.profiling.gpu`)."""
     if not HAVE_TRITON:
         pytest.skip("triton is not installed: `pip install triton` to run the kernels under TRITON_INTERPRET=1")
     # GPU-like tiles (several chunks, masked tails), in both forward layouts: (d, t, n) and (d, n, t)
@@ -237,12 +236,10 @@ def test_parse_tiles():
     assert scan_triton.parse_tiles("4,256,2,nloop", 16).layout == "nloop"
     assert scan_triton.parse_tiles("8,4,4,seq8", 16) == scan_triton.Tiles(8, 4, 16, 4, "seq", 8)
     assert scan_triton.parse_tiles("8,4,4,seq", 16).unroll == 1
-    assert scan_triton.parse_tiles("8,4,4,seq2s3", 16) == scan_triton.Tiles(8, 4, 16, 4, "seq", 2, 3)
     for t in (scan_triton.Tiles(2, 64, 16, 4, "dtn"), scan_triton.Tiles(8, 4, 16, 4, "seq", 8),
-              scan_triton.Tiles(16, 4, 16, 8, "seq", 2, 3),
               scan_triton.Tiles(4, 256, 16, 2, "nloop")):
         assert scan_triton.parse_tiles(t.spec(), 16) == t
-    for bad in ("3,64", "2,64,4,tdfirst", "2", "2,64,4,tlast,1", "2,x", "8,4,4,seqx", "8,4,4,seq3", "8,4,4,seq2s1", "8,4,4,seqs"):
+    for bad in ("3,64", "2,64,4,tdfirst", "2", "2,64,4,tlast,1", "2,x", "8,4,4,seqx", "8,4,4,seq3", "8,4,4,seq2s3"):
         with pytest.raises(ValueError, match="BLOCK_D,CHUNK"):
             scan_triton.parse_tiles(bad, 16)
 

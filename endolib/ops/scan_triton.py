@@ -210,7 +210,7 @@ if _HAVE_TRITON:
                         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                         SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr,
                         BLOCK_N: tl.constexpr, SEGS: tl.constexpr, UNROLL: tl.constexpr, TCH: tl.constexpr,
-                        STAGES: tl.constexpr, INTERPRET: tl.constexpr):
+                        INTERPRET: tl.constexpr):
         # Inference for short sequences (batch-1 streaming), where a scan is latency-bound: each thread walks
         # time step by step for its (channel, states) with the recurrence in registers (no associative-scan
         # shuffles), and the sequence is cut into SEGS segments walked in parallel (state passing):
@@ -221,8 +221,7 @@ if _HAVE_TRITON:
         #   3. the state entering each segment, from h0 and the earlier segments (SEGS - 1 steps);
         #   4. each segment again from its true entering state, writing y.
         # So the sequential chain per thread is 2 L / SEGS steps (L with SEGS = 1, which skips 2 and 3). The
-        # walks issue the loads of the next UNROLL steps before computing the current ones (or, STAGES >= 2,
-        # leave that to Triton's loop pipelining). Segments are SEG steps (a multiple of UNROLL) and the
+        # walks issue the loads of the next UNROLL steps before computing the current ones. Segments are SEG steps (a multiple of UNROLL) and the
         # workspace has SEGS SEG + UNROLL rows, zero past L (steps that pass the state through), so the walks
         # load without masks.
         W: tl.constexpr = 4 * BLOCK_D + 2 * BLOCK_N
@@ -289,16 +288,11 @@ if _HAVE_TRITON:
         if SEGS > 1:  # 2. and 3.
             hs = tl.zeros((SEGS, BLOCK_D, BLOCK_N), tl.float32)
             total = tl.zeros((SEGS, BLOCK_D), tl.float32)
-            if STAGES:  # Triton pipelines the loads (asynchronous copies into shared memory)
-                for s0 in tl.range(0, SEG, UNROLL, num_stages=STAGES):
-                    cur = _seq_group_loads(ws + (first + s0) * W, W, BLOCK_D, BLOCK_N, False, UNROLL)
-                    hs, total = _seq_walk_zero(cur, hs, total, A2, UNROLL)
-            else:
-                nxt = _seq_group_loads(ws + first * W, W, BLOCK_D, BLOCK_N, False, UNROLL)
-                for s0 in range(0, SEG, UNROLL):
-                    cur = nxt  # the next group's loads are issued before this group computes
-                    nxt = _seq_group_loads(ws + (first + s0 + UNROLL) * W, W, BLOCK_D, BLOCK_N, False, UNROLL)
-                    hs, total = _seq_walk_zero(cur, hs, total, A2, UNROLL)
+            nxt = _seq_group_loads(ws + first * W, W, BLOCK_D, BLOCK_N, False, UNROLL)
+            for s0 in range(0, SEG, UNROLL):
+                cur = nxt  # the next group's loads are issued before this group computes
+                nxt = _seq_group_loads(ws + (first + s0 + UNROLL) * W, W, BLOCK_D, BLOCK_N, False, UNROLL)
+                hs, total = _seq_walk_zero(cur, hs, total, A2, UNROLL)
             hs_base = HS + prog * 2 * SEGS * BLOCK_D * BLOCK_N
             pdn = (p3 * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None]) * BLOCK_N + offs_n[None, None, :]
             tl.store(hs_base + pdn, hs)
@@ -310,16 +304,11 @@ if _HAVE_TRITON:
                 aq = tl.load(hs_base + (SEGS + q) * BLOCK_D * BLOCK_N + dn)
                 h = tl.where(p3 > q, aq * h + hq, h)
         o_ptr = OUT + pid_b * so_b + offs_d[None, :] * so_d
-        if STAGES:  # 4.
-            for s0 in tl.range(0, SEG, UNROLL, num_stages=STAGES):
-                cur = _seq_group_loads(ws + (first + s0) * W, W, BLOCK_D, BLOCK_N, True, UNROLL)
-                h = _seq_walk(cur, h, A2, o_ptr, first + s0, L, dmask, so_l, UNROLL, INTERPRET)
-        else:
-            nxt = _seq_group_loads(ws + first * W, W, BLOCK_D, BLOCK_N, True, UNROLL)
-            for s0 in range(0, SEG, UNROLL):
-                cur = nxt
-                nxt = _seq_group_loads(ws + (first + s0 + UNROLL) * W, W, BLOCK_D, BLOCK_N, True, UNROLL)
-                h = _seq_walk(cur, h, A2, o_ptr, first + s0, L, dmask, so_l, UNROLL, INTERPRET)
+        nxt = _seq_group_loads(ws + first * W, W, BLOCK_D, BLOCK_N, True, UNROLL)  # 4.
+        for s0 in range(0, SEG, UNROLL):
+            cur = nxt
+            nxt = _seq_group_loads(ws + (first + s0 + UNROLL) * W, W, BLOCK_D, BLOCK_N, True, UNROLL)
+            h = _seq_walk(cur, h, A2, o_ptr, first + s0, L, dmask, so_l, UNROLL, INTERPRET)
         # the last segment's walk ends at step L - 1 (padded steps pass the state through)
         tl.store(HLAST + pid_b * DIM * NSTATE + dn3 + 0 * p3, h, mask=dn_mask3 & (p3 == SEGS - 1))
 
@@ -449,13 +438,10 @@ class Tiles(NamedTuple):
                       # sequence in one (d, t) tile (chunk >= L) and one 2-D scan per state, or 'seq':
                       # inference walking time step by step in `chunk` parallel segments (_fwd_seq_kernel)
     unroll: int = 1   # 'seq': time steps per loop iteration (the next iteration's loads fly meanwhile)
-    stages: int = 0   # 'seq': 0 = the loads of the next iteration issued by hand into registers; >= 2 = Triton's
-                      # loop pipelining (asynchronous copies through shared memory) with that many stages
 
     def spec(self) -> str:
         """The 'BLOCK_D,CHUNK,WARPS,layout' string `parse_tiles` reads back."""
-        seq = f"seq{self.unroll}" + (f"s{self.stages}" if self.stages else "")
-        lay = {"dtn": "", "dnt": "tlast", "nloop": "nloop", "seq": seq}[self.layout]
+        lay = {"dtn": "", "dnt": "tlast", "nloop": "nloop", "seq": f"seq{self.unroll}"}[self.layout]
         return f"{self.block_d},{self.chunk},{self.warps}" + (f",{lay}" if lay else "")
 
 
@@ -471,21 +457,20 @@ TUNED = {(1, 768, 16): "8,4,4,seq2", (2, 768, 16): "16,4,8,seq2"}
 
 
 def parse_tiles(spec: str, n: int) -> Tiles:
-    """'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL[sSTAGES]]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and
+    """'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and
     TUNED); with 'seq', CHUNK is the number of segments (e.g. '8,4,4,seq8': 8 channels, 4 segments, 4 warps, 8
-    steps per loop iteration; '8,4,4,seq2s3': 2 steps per iteration, loads pipelined by Triton in 3 stages)."""
+    steps per loop iteration)."""
     parts = spec.split(",")
     lay = parts[3] if len(parts) == 4 else ""
-    seq = re.fullmatch(r"seq(\d*)(?:s(\d+))?", lay)
-    unroll, stages = (int(seq.group(1) or 1), int(seq.group(2) or 0)) if seq else (1, 0)
+    seq = re.fullmatch(r"seq(\d*)", lay)
+    unroll = int(seq.group(1) or 1) if seq else 1
     if not 2 <= len(parts) <= 4 or not all(v.isdigit() for v in parts[:3]) or (lay not in LAYOUTS and not seq) \
-            or any(int(v) & (int(v) - 1) for v in parts[:3] + [str(unroll)]) or stages == 1:
-        raise ValueError("tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL[sSTAGES]]]' with powers of 2 "
-                         f"(STAGES >= 2), got {spec!r}")
+            or any(int(v) & (int(v) - 1) for v in parts[:3] + [str(unroll)]):
+        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL]]' with powers of 2, got {spec!r}")
     block_d, chunk = int(parts[0]), int(parts[1])
     block_n = max(2, triton.next_power_of_2(n))
     warps = int(parts[2]) if len(parts) > 2 else (4 if block_d * chunk * block_n <= 2048 else 8)
-    return Tiles(block_d, chunk, block_n, warps, "seq" if seq else LAYOUTS[lay], unroll, stages)
+    return Tiles(block_d, chunk, block_n, warps, "seq" if seq else LAYOUTS[lay], unroll)
 
 
 def _tiles(batch: int, dim: int, n: int, device: torch.device, tuned: bool = True) -> Tiles:
@@ -581,8 +566,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
         hs = torch.empty(b, grid[1], 2, tiles.chunk, tiles.block_d, tiles.block_n, device=u.device,
                          dtype=torch.float32) if tiles.chunk > 1 else last
         _fwd_seq_kernel[grid](*args, ws, hs, l, seg, d, n, grp, *strides, SEGS=tiles.chunk, UNROLL=tiles.unroll,
-                              TCH=min(256, lp), STAGES=tiles.stages,
-                              INTERPRET=_INTERPRET, **flags)
+                              TCH=min(256, lp), INTERPRET=_INTERPRET, **flags)
         return out, last, None
     nchunk = max(1, math.ceil(l / tiles.chunk))
     hsave = torch.empty(b, d, nchunk, n, device=u.device, dtype=torch.float32) if save else last

@@ -156,11 +156,10 @@ def time_backends(backends, device, b=1, d=768, l=197, n=16, iters: int = 50) ->
 # forward tile choices timed on the streaming shapes (scan_triton.parse_tiles strings): the chunked-scan winners
 # of the full (d, t, n) / (d, n, t) / nloop grid measured on the H200 at commit 6d976c0 (16.2 / 24.4 µs), and
 # 'seq' walks (channels, segments, warps at 4 state values a thread, steps per loop iteration) around the best of
-# a 24-choice grid (outputs/benchmarks/scan_tiles_gpu.csv: more segments or longer unrolls were slower), and the
-# same walks with Triton's loop pipelining (not yet measured)
+# a 24-choice grid (outputs/benchmarks/scan_tiles_gpu.csv: more segments, more warps or longer unrolls were slower;
+# so was Triton's loop pipelining of the walks, removed after measuring 12 choices of it: NOTES.md)
 TILE_CHOICES = ("2,128,4", "2,64,1,tlast", "8,4,4,seq2", "8,4,4,seq4", "16,4,8,seq2", "16,4,8,seq4",
-                "8,8,8,seq2", "16,2,4,seq4", "8,2,2,seq4",
-                "8,4,4,seq2s3", "8,4,4,seq4s2", "16,4,8,seq2s3", "16,4,8,seq4s2")  # loads pipelined by Triton
+                "8,8,8,seq2", "16,2,4,seq4", "8,2,2,seq4")
 
 
 def time_tiles(device, tiles=("auto",) + TILE_CHOICES, d: int = 768, l: int = 197, n: int = 16) -> list:
