@@ -15,7 +15,6 @@ import argparse
 import importlib.util
 import inspect
 import logging
-import os
 import tempfile
 import textwrap
 from contextlib import contextmanager
