@@ -221,9 +221,9 @@ if _HAVE_TRITON:
         #   3. the state entering each segment, from h0 and the earlier segments (SEGS - 1 steps);
         #   4. each segment again from its true entering state, writing y.
         # So the sequential chain per thread is 2 L / SEGS steps (L with SEGS = 1, which skips 2 and 3). The
-        # walks issue the loads of the next UNROLL steps before computing the current ones. Segments are SEG steps (a multiple of UNROLL) and the
-        # workspace has SEGS SEG + UNROLL rows, zero past L (steps that pass the state through), so the walks
-        # load without masks.
+        # walks issue the loads of the next UNROLL steps before computing the current ones. Segments are SEG
+        # steps (a multiple of UNROLL) and the workspace has SEGS SEG + UNROLL rows, zero past L (steps that
+        # pass the state through), so the walks load without masks.
         W: tl.constexpr = 4 * BLOCK_D + 2 * BLOCK_N
         pid_b = tl.program_id(0)
         prog = pid_b * tl.num_programs(1) + tl.program_id(1)
