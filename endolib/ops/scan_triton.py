@@ -466,7 +466,8 @@ def parse_tiles(spec: str, n: int) -> Tiles:
     unroll = int(seq.group(1) or 1) if seq else 1
     if not 2 <= len(parts) <= 4 or not all(v.isdigit() for v in parts[:3]) or (lay not in LAYOUTS and not seq) \
             or any(int(v) & (int(v) - 1) for v in parts[:3] + [str(unroll)]):
-        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL]]' with powers of 2, got {spec!r}")
+        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL]]' with powers of 2, "
+                         f"got {spec!r}")
     block_d, chunk = int(parts[0]), int(parts[1])
     block_n = max(2, triton.next_power_of_2(n))
     warps = int(parts[2]) if len(parts) > 2 else (4 if block_d * chunk * block_n <= 2048 else 8)

@@ -138,7 +138,8 @@ def time_phases(device, specs=SPECS) -> list:
             for r in scan_check.time_tiles(device, tiles=(tiles,)):
                 r.pop("rel_vs_first", None)  # compared with itself: meaningless here
                 rows.append(dict(r, ph=ph, phases=label(ph), prologue_rows=tch or "auto"))
-                log.info("%-12s PH=%2d %-50s %-20s %6.2f us", tiles, ph, label(ph), r["case"], r.get("us_median", np.nan))
+                log.info("%-12s PH=%2d %-50s %-20s %6.2f us", tiles, ph, label(ph), r["case"],
+                         r.get("us_median", np.nan))
     return rows
 
 
