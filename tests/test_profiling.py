@@ -354,7 +354,8 @@ print(json.dumps(out))
 
 def test_scan_phases_patch_the_seq_kernel():
     """scan_phases' patched kernel with every phase on (PH=7) computes what the real 'seq' kernel does, exactly
-    (under the interpreter); without the walk writing y (PH=3) it does not: the flags switch real work."""
+    (under the interpreter); without the walk writing y (PH=3) the last state is another: the flags switch real
+    work. (PH=3 leaves y as torch.empty left it, NaN at times: only the state is a deterministic witness.)"""
     pytest.importorskip("triton")
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1", "ENDOLIB_TRITON_TILES": "4,4,2,seq2"}
     proc = subprocess.run([sys.executable, "-c", _PHASES_SCRIPT], env=env, capture_output=True, text=True,
@@ -362,4 +363,4 @@ def test_scan_phases_patch_the_seq_kernel():
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["7"] == [0.0, 0.0], res
-    assert min(res["3"]) > 1e-3, res
+    assert res["3"][1] > 1e-3, res
