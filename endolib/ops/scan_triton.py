@@ -60,6 +60,11 @@ def available(device=None) -> bool:
 if _HAVE_TRITON:
 
     @triton.jit
+    def _softplus(x):
+        # log(1 + e^x), the identity past 20 (mamba-ssm's threshold: no overflow, same value in fp32)
+        return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+
+    @triton.jit
     def _combine(a1, b1, a2, b2):
         # compose two steps h -> a h + b: first (a1, b1), then (a2, b2)
         return a1 * a2, a2 * b1 + b2
@@ -107,7 +112,7 @@ if _HAVE_TRITON:
             if HAS_BIAS:
                 dt = dt + bias[:, None]
             if SOFTPLUS:
-                dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+                dt = _softplus(dt)
             dt = tl.where(m2, dt, 0.0)  # padded steps: exp(0) = 1 and no input, the state passes through
             if TLAST:  # tiles (d, n, t): time is the fastest axis, so a thread holds consecutive steps
                 nt_mask = (offs_n < NSTATE)[:, None] & tmask[None, :]
@@ -160,7 +165,7 @@ if _HAVE_TRITON:
         if HAS_BIAS:
             dt = dt + tl.load(BIAS + grp * DIM + offs_d, mask=dmask, other=0.0).to(tl.float32)[:, None]
         if SOFTPLUS:
-            dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+            dt = _softplus(dt)
         dt = tl.where(m2, dt, 0.0)  # padded steps: exp(0) = 1 and no input, the state passes through
         dtu = dt * u
         y = tl.zeros((BLOCK_D, LP), dtype=tl.float32)
@@ -250,7 +255,7 @@ if _HAVE_TRITON:
             if HAS_BIAS:
                 dt = dt + bias[None, :]
             if SOFTPLUS:
-                dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+                dt = _softplus(dt)
             dt = tl.where(m2, dt, 0.0)  # padded channels: no input, no output
             if HAS_Z:
                 zz = tl.load(Z + pid_b * sz_b + t[:, None] * sz_l + offs_d[None, :] * sz_d, mask=m2, other=0.0)

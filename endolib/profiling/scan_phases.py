@@ -48,7 +48,6 @@ PATCHES = [  # (kernel text, replacement)
 ]
 _HEADER = '''import triton
 import triton.language as tl
-from endolib.ops.scan_triton import _seq_walk, _seq_walk_zero, _seq_group_loads, _store_in_place
 
 
 @triton.jit
@@ -77,14 +76,18 @@ _KERNEL = None
 
 
 def phase_kernel():
-    """The patched kernel (triton.jit reads a function's source from its file: hence a module on disk)."""
+    """The patched kernel (triton.jit reads a function's source from its file: hence a module on disk); the
+    helpers it calls are scan_triton's own (its globals, resolved when the kernel compiles)."""
     global _KERNEL
     if _KERNEL is None:
+        from endolib.ops import scan_triton
         path = Path(tempfile.mkdtemp()) / "seq_phases_kernel.py"
         path.write_text(patched_source())
         spec = importlib.util.spec_from_file_location("seq_phases_kernel", path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
+        for name, value in vars(scan_triton).items():
+            vars(mod).setdefault(name, value)
         _KERNEL = mod._fwd_seq_kernel
     return _KERNEL
 
