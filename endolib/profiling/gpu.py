@@ -191,11 +191,23 @@ FAST_VARIANTS = [dict(fuse_mixers=True), dict(compile=True), dict(fuse_mixers=Tr
                  dict(fuse_mixers=True, compile=True, fold_dt=True, compile_mode=AUTOTUNE)]
 
 
+def _model(args, device):
+    """The measured backbone, random init from seed 0 (speed does not depend on the weights)."""
+    torch.manual_seed(0)
+    return create_model(args.model, img_size=args.img_size).to(device).eval()
+
+
+def _speed_writer(args, w: Writer):
+    """rows -> speed_gpu.csv, with the run's model, image size and dtype in every row."""
+    extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
+    return lambda rows: w.add("speed_gpu.csv", [{**extra, **r} for r in rows])
+
+
 def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
     """Only the fast streaming variants (FAST_VARIANTS, triton scan when present) and their floor rows."""
     g = _grids(args.quick)
     be = "triton" if "triton" in available_backends(device) else backend_name(device)
-    extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
+    speed = _speed_writer(args, w)
     cache, df, floor_df = {}, pd.DataFrame(), pd.DataFrame()
     if args.tiles_bench and device.type == "cuda":
         gl = w.add("gemm_layout_gpu.csv", _section("gemm_layout", floor.time_gemm_layouts, device))
@@ -216,7 +228,7 @@ def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
         fast, kw = {}, {k: v for k, v in opts.items() if k != "compile"}
         rows = _section(f"fast_{opts}", _fast_rows, model, be, g["fast"], device, dtype, comp,
                         g["window"], fast, writer=w, **kw)
-        df = w.add("speed_gpu.csv", [{**extra, **r} for r in rows])
+        df = speed(rows)
         floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, model, device, fast, cache))
     return df, floor_df
 
@@ -238,9 +250,7 @@ def _baseline_sections(args, model, device, dtype, best: str, speed) -> pd.DataF
 
 def baselines_only(args, model, device, dtype, w: Writer) -> pd.DataFrame:
     """Only the clip-recomputing and baseline rows (e.g. to add a device's baselines to committed fast rows)."""
-    extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
-    speed = lambda rows: w.add("speed_gpu.csv", [{**extra, **r} for r in rows])  # noqa: E731
-    df = _baseline_sections(args, model, device, dtype, backend_name(device), speed)
+    df = _baseline_sections(args, model, device, dtype, backend_name(device), _speed_writer(args, w))
     return df[["model", "mode", "backend", "frames_seen", "fps", "latency_ms_median", "status"]]
 
 
@@ -260,25 +270,19 @@ def main(argv=None) -> int:
     t0 = time.time()
     w = Writer(args.out, env)
     if args.only == "fast":
-        torch.manual_seed(0)
-        model = create_model(args.model, img_size=args.img_size).to(device).eval()
-        df, floor_df = fast_only(args, model, device, dtype, w, t0)
+        df, floor_df = fast_only(args, _model(args, device), device, dtype, w, t0)
         print(_summary(df, floor_df, pd.DataFrame()))
         return 0
     if args.only == "baselines":
-        torch.manual_seed(0)
-        model = create_model(args.model, img_size=args.img_size).to(device).eval()
-        print(baselines_only(args, model, device, dtype, w).to_string(index=False))
+        print(baselines_only(args, _model(args, device), device, dtype, w).to_string(index=False))
         return 0
     checked = backends + (["triton:flip"] if "triton" in backends and device.type == "cuda" else [])
     w.add("scan_check_gpu.csv", _section("scan_check", scan_check.check_backends, checked, device, g["scan_cases"]))
     w.add("scan_check_gpu.csv", _section("scan_timing", scan_check.time_backends, backends, device, **g["scan_timing"]))
 
-    torch.manual_seed(0)
-    model = create_model(args.model, img_size=args.img_size).to(device).eval()
+    model = _model(args, device)
     size = suite.SIZE_OF.get(args.model, "small")
-    extra = dict(img_size=args.img_size, size_of=args.model, dtype="bfloat16")
-    speed = lambda rows: w.add("speed_gpu.csv", [{**extra, **r} for r in rows])  # noqa: E731
+    speed = _speed_writer(args, w)
     fast = {}
     for be in backends:
         speed(_section(f"eager_{be}", suite.eager_stream, model, be, g["eager"], device, dtype, window=16))
