@@ -7,6 +7,7 @@ subprocess (this file executed as a script with TRITON_INTERPRET=1) and report t
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -184,9 +185,11 @@ def test_bad_shapes_say_what_was_expected():
 
 @pytest.mark.skipif(not torch.cuda.is_available() or not HAVE_TRITON, reason="needs CUDA and triton")
 @pytest.mark.parametrize("reverse,tiles", [("native", None), ("flip", None), ("native", "8,8,8,seq4"),
-                                           ("native", "4,4,2,seq2")])
+                                           ("native", "4,4,2,seq2"), ("native", "8,4,4,walk"),
+                                           ("native", "4,4,1,walk")])
 def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
-    """Default tiles with both reverse scans, and the inference-only 'seq' tiles (segments, unrolled walks)."""
+    """Default tiles with both reverse scans, and the inference-only 'seq' tiles (segments, unrolled walks) and
+    'walk' tiles (the NVRTC kernel: 4 states a thread at n = 16, and 4 or 8 at 4 warps fewer)."""
     monkeypatch.setenv("ENDOLIB_TRITON_REVERSE", reverse)
     if tiles:
         monkeypatch.setenv("ENDOLIB_TRITON_TILES", tiles)
@@ -194,6 +197,20 @@ def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
     _assert_errors(compare_all("cuda", seed=seed))
     _assert_grouped(compare_grouped("cuda", seed=seed))
     assert max(compare_fused_mixers("cuda", seed=seed)) < 1e-5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or not HAVE_TRITON, reason="needs CUDA and triton")
+def test_walk_tiles_fall_back_past_shared_memory(monkeypatch):
+    """A 'walk' tile stages every step in shared memory: past what one block may hold (~1 K steps on an H100 /
+    H200) the forward takes chunked tiles, and so do inputs it does not read (mixed dtypes, float16)."""
+    monkeypatch.setenv("ENDOLIB_TRITON_TILES", "8,8,8,walk")
+    cuda = torch.device("cuda")
+    fwd = lambda l, ok=True: scan_triton._forward_tiles(1, 768, 16, l, cuda, False, 2, ok).layout  # noqa: E731
+    assert fwd(197) == "walk" and fwd(8192) == "dtn" and fwd(197, ok=False) == "dtn"
+    from endolib.ops import scan_walk
+    x, h = torch.ones(1, device=cuda), torch.ones(1, device=cuda, dtype=torch.float16)
+    assert scan_walk.takes(x.bfloat16(), x.bfloat16(), None) and scan_walk.takes(x, x)
+    assert not scan_walk.takes(x, x.bfloat16()) and not scan_walk.takes(h, h)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: the compiled kernels are tested instead")
@@ -227,6 +244,25 @@ def test_inference_tiles_fall_back_where_they_do_not_apply(monkeypatch):
     assert [scan_triton._forward_tiles(1, 64, 16, 197, cpu, False, b).layout for b in (2, 4, 8)] == ["seq", "seq", "dtn"]
     monkeypatch.setenv("ENDOLIB_TRITON_TILES", "4,256,2,nloop")
     assert fwd(197) == "nloop" and fwd(257) == "dtn" and fwd(100, save=True) == "dtn"
+    monkeypatch.setenv("ENDOLIB_TRITON_TILES", "8,4,4,walk")  # the NVRTC kernel needs CUDA
+    assert fwd(197) == "dtn"
+
+
+def test_walk_tiles_split_into_16_byte_state_groups():
+    """'walk' tiles: states a thread = channels x segments x padded states / threads, a multiple of 4 dividing
+    the state size; the shared memory holds the staged steps, the partial outputs and the segment states."""
+    from endolib.ops import scan_walk
+    assert scan_walk.split(8, 4, 4, 16) == 4 and scan_walk.split(4, 4, 1, 16) == 8 and scan_walk.split(4, 4, 1, 8) == 4
+    assert scan_walk.split(6, 8, 6, 16) == 4 and scan_walk.split(12, 8, 12, 16) == 4
+    # 2 a thread, 2, 2, > 1024 threads, 32 threads for 64 states
+    for bad in ((8, 4, 8, 16), (8, 4, 4, 8), (2, 2, 1, 16), (64, 16, 64, 16), (4, 4, 1, 64)):
+        with pytest.raises(ValueError, match="states a thread"):
+            scan_walk.split(*bad)
+    rows = 4 * 50 + 1  # 197 steps in 4 segments of 50, and the step the walks read ahead
+    assert scan_walk.shared_bytes(197, 8, 4, 4, 16) == 4 * (rows * (4 * 8 + 2 * 16 + 8 * 4) + 2 * 4 * 8 * 16)
+    src = scan_walk.source(8, 4, 4, 16, torch.bfloat16)
+    assert "#define NPT 4" in src and "#define SEGS 4" in src and "#define IN_BITS 16" in src
+    assert re.search(r"__[A-Z]+__", src) is None, "a template placeholder was left in the source"
 
 
 @pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
@@ -236,10 +272,13 @@ def test_parse_tiles():
     assert scan_triton.parse_tiles("4,256,2,nloop", 16).layout == "nloop"
     assert scan_triton.parse_tiles("8,4,4,seq8", 16) == scan_triton.Tiles(8, 4, 16, 4, "seq", 8)
     assert scan_triton.parse_tiles("8,4,4,seq", 16).unroll == 1
+    assert scan_triton.parse_tiles("8,4,4,walk", 16) == scan_triton.Tiles(8, 4, 16, 4, "walk")
+    assert scan_triton.parse_tiles("6,8,6,walk", 16).block_d == 6  # 128 blocks of 6 channels fill 132 SMs
     for t in (scan_triton.Tiles(2, 64, 16, 4, "dtn"), scan_triton.Tiles(8, 4, 16, 4, "seq", 8),
-              scan_triton.Tiles(4, 256, 16, 2, "nloop")):
+              scan_triton.Tiles(4, 256, 16, 2, "nloop"), scan_triton.Tiles(8, 4, 16, 4, "walk")):
         assert scan_triton.parse_tiles(t.spec(), 16) == t
-    for bad in ("3,64", "2,64,4,tdfirst", "2", "2,64,4,tlast,1", "2,x", "8,4,4,seqx", "8,4,4,seq3", "8,4,4,seq2s3"):
+    for bad in ("3,64", "6,8,6,seq2", "6,8,6", "0,8,6,walk", "6,6,6,walk", "2,64,4,tdfirst", "2", "2,64,4,tlast,1",
+                "2,x", "8,4,4,seqx", "8,4,4,seq3", "8,4,4,seq2s3"):
         with pytest.raises(ValueError, match="BLOCK_D,CHUNK"):
             scan_triton.parse_tiles(bad, 16)
 

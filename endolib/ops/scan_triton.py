@@ -20,6 +20,8 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from endolib.ops import scan_walk
+
 log = logging.getLogger(__name__)
 
 try:  # triton is optional: the module must import on any machine
@@ -440,39 +442,42 @@ class Tiles(NamedTuple):
     block_n: int      # state size padded to a power of 2
     warps: int
     layout: str       # forward: 'dtn' tiles (d, t, n), 'dnt' (d, n, t), 'nloop': inference with the whole
-                      # sequence in one (d, t) tile (chunk >= L) and one 2-D scan per state, or 'seq':
-                      # inference walking time step by step in `chunk` parallel segments (_fwd_seq_kernel)
+                      # sequence in one (d, t) tile (chunk >= L) and one 2-D scan per state, 'seq':
+                      # inference walking time step by step in `chunk` parallel segments (_fwd_seq_kernel),
+                      # or 'walk': the same walks as a CUDA C kernel compiled by NVRTC (`scan_walk`)
     unroll: int = 1   # 'seq': time steps per loop iteration (the next iteration's loads fly meanwhile)
 
     def spec(self) -> str:
         """The 'BLOCK_D,CHUNK,WARPS,layout' string `parse_tiles` reads back."""
-        lay = {"dtn": "", "dnt": "tlast", "nloop": "nloop", "seq": f"seq{self.unroll}"}[self.layout]
+        lay = {"dtn": "", "dnt": "tlast", "nloop": "nloop", "seq": f"seq{self.unroll}", "walk": "walk"}[self.layout]
         return f"{self.block_d},{self.chunk},{self.warps}" + (f",{lay}" if lay else "")
 
 
-LAYOUTS = {"": "dtn", "tlast": "dnt", "nloop": "nloop", "seq": "seq"}  # spec token -> layout
-INFERENCE_ONLY = ("nloop", "seq")  # layouts with no chunk-start states saved for a backward
+LAYOUTS = {"": "dtn", "tlast": "dnt", "nloop": "nloop", "seq": "seq", "walk": "walk"}  # spec token -> layout
+INFERENCE_ONLY = ("nloop", "seq", "walk")  # layouts with no chunk-start states saved for a backward
 SEQ_MAX_L = 1024  # 'seq' walks L / segments steps one by one: longer sequences (whole clips) take chunked tiles
 
 # Tiles measured best on an H200 for the batch-1 streaming shapes of endomamba_small (L = 197, token-major
 # strides) in CUDA graphs, keyed by (batch, d, n): `scan_check.time_tiles` -> outputs/benchmarks/
-# scan_tiles_gpu.csv (temporal 12.5 us vs 16.1 for the best chunked tiles; fused spatial 18.6 us vs 24.5). Other
-# GPUs may prefer others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
-TUNED = {(1, 768, 16): "8,4,4,seq2", (2, 768, 16): "16,4,8,seq2"}
+# scan_tiles_gpu.csv: the NVRTC 'walk' kernel, temporal 8.5 us (Triton 'seq' 12.4, chunked 16.1), fused spatial
+# 10.5 us (Triton 'seq' 18.6, chunked 24.5); where NVRTC is missing they fall back to the heuristic Triton tiles.
+# Other GPUs may prefer others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
+TUNED = {(1, 768, 16): "8,16,16,walk", (2, 768, 16): "12,16,24,walk"}
 
 
 def parse_tiles(spec: str, n: int) -> Tiles:
-    """'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and
-    TUNED); with 'seq', CHUNK is the number of segments (e.g. '8,4,4,seq8': 8 channels, 4 segments, 4 warps, 8
-    steps per loop iteration)."""
+    """'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL|walk]]' -> Tiles (the format of ENDOLIB_TRITON_TILES and
+    TUNED); with 'seq' and 'walk', CHUNK is the number of segments (e.g. '8,4,4,seq8': 8 channels, 4 segments,
+    4 warps, 8 steps per loop iteration)."""
     parts = spec.split(",")
     lay = parts[3] if len(parts) == 4 else ""
     seq = re.fullmatch(r"seq(\d*)", lay)
     unroll = int(seq.group(1) or 1) if seq else 1
-    if not 2 <= len(parts) <= 4 or not all(v.isdigit() for v in parts[:3]) or (lay not in LAYOUTS and not seq) \
-            or any(int(v) & (int(v) - 1) for v in parts[:3] + [str(unroll)]):
-        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL]]' with powers of 2, "
-                         f"got {spec!r}")
+    pow2 = parts[1:2] if lay == "walk" else parts[:3] + [str(unroll)]  # 'walk': any BLOCK_D and WARPS
+    if not 2 <= len(parts) <= 4 or not all(v.isdigit() and int(v) > 0 for v in parts[:3]) \
+            or (lay not in LAYOUTS and not seq) or any(int(v) & (int(v) - 1) for v in pow2):
+        raise ValueError(f"tiles must be 'BLOCK_D,CHUNK[,WARPS[,tlast|nloop|seqUNROLL|walk]]' with powers of 2 "
+                         f"(BLOCK_D and WARPS any with 'walk'), got {spec!r}")
     block_d, chunk = int(parts[0]), int(parts[1])
     block_n = max(2, triton.next_power_of_2(n))
     warps = int(parts[2]) if len(parts) > 2 else (4 if block_d * chunk * block_n <= 2048 else 8)
@@ -502,13 +507,16 @@ def _tiles(batch: int, dim: int, n: int, device: torch.device, tuned: bool = Tru
 
 
 def _forward_tiles(batch: int, dim: int, n: int, l: int, device: torch.device, save: bool,
-                   out_bytes: int = 2) -> Tiles:
+                   out_bytes: int = 2, walk_inputs: bool = True) -> Tiles:
     """`_tiles`, where they apply to a forward over l steps: a forward that saves chunk-start states for a backward
     (save) takes chunked tiles, 'nloop' needs the sequence in one tile, 'seq' walks at most SEQ_MAX_L steps and
-    writes 2- or 4-byte outputs (its register-layout store, `_store_in_place`)."""
+    writes 2- or 4-byte outputs (its register-layout store, `_store_in_place`); 'walk' runs on CUDA where it
+    takes the inputs (walk_inputs: `scan_walk.takes`), its tile splits and its staged steps fit in shared memory."""
     tiles = _tiles(batch, dim, n, device)
     seq_fits = l <= SEQ_MAX_L and out_bytes in (2, 4)
+    walk_fits = device.type == "cuda" and walk_inputs and scan_walk.fits(l, tiles, device)
     if (tiles.layout in INFERENCE_ONLY and save) or (tiles.layout == "seq" and not seq_fits) or \
+            (tiles.layout == "walk" and not walk_fits) or \
             (tiles.layout == "nloop" and max(16, triton.next_power_of_2(l)) > tiles.chunk):
         return _tiles(batch, dim, n, device, tuned=False)
     return tiles
@@ -548,7 +556,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
     b, d, l = u.shape
     n = A.shape[-1]
     grp = b // A.shape[0] if A.dim() == 3 else b
-    tiles = _forward_tiles(b, d, n, l, u.device, save, u.element_size())
+    tiles = _forward_tiles(b, d, n, l, u.device, save, u.element_size(), scan_walk.takes(u, delta, B, C, z))
     lp = max(16, triton.next_power_of_2(l))
     out = _empty_out(u, token_major)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
@@ -564,6 +572,9 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
                  num_warps=tiles.warps)
     if tiles.layout == "nloop":
         _fwd_nloop_kernel[grid](*args, l, d, n, grp, *strides, LP=lp, **flags)
+        return out, last, None
+    if tiles.layout == "walk":
+        scan_walk.forward(args, strides, grp, flags, tiles)
         return out, last, None
     if tiles.layout == "seq":
         seg = math.ceil(math.ceil(l / tiles.chunk) / tiles.unroll) * tiles.unroll  # steps per segment
