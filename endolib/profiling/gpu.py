@@ -109,7 +109,8 @@ def _fast_rows(model, backend, frames, device, dtype, compile: bool, window: int
     tiles = os.environ.get("ENDOLIB_TRITON_TILES")
     mode += f"_tiles{tiles.replace(',', 'x')}" if tiles else ""
     diff["scan_tiles"] = _scan_tiles(model, backend, device)
-    mode += "_seq" if backend == "triton" and "seq" in diff["scan_tiles"] and not tiles else ""  # scans walk time
+    for walk in ("seq", "walk"):  # scans walking time step by step: Triton ('seq') or the NVRTC kernel ('walk')
+        mode += f"_{walk}" if backend == "triton" and walk in diff["scan_tiles"] and not tiles else ""
     if torch.device(device).type == "cuda":
         table = floor.kernel_table(fs._body)
         kernels = [dict(mode=mode, backend=backend, **r) for r in floor.kernel_breakdown(table)]
