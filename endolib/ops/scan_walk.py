@@ -223,16 +223,19 @@ def takes(*inputs) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def available() -> bool:
-    """Whether this torch can compile CUDA C at run time: `torch.cuda._compile_kernel` and an NVRTC library
-    (shipped with the CUDA wheels of torch). Without them 'walk' tiles fall back to Triton ones."""
+    """Whether this torch can compile CUDA C at run time: `torch.cuda._compile_kernel` with its shared-memory
+    setting (torch >= 2.9) and an NVRTC library (shipped with the CUDA wheels of torch). Without them 'walk'
+    tiles fall back to Triton ones."""
     if not (torch.cuda.is_available() and hasattr(torch.cuda, "_compile_kernel")):
         return False
     try:  # one empty kernel: the definitive test (~0.1 s, once)
-        torch.cuda._compile_kernel('extern "C" __global__ void probe() {}', "probe")
-        return True
+        probe = torch.cuda._compile_kernel('extern "C" __global__ void probe() {}', "probe")
+        why = None if hasattr(probe, "set_shared_memory_config") else "no shared-memory setting in this torch"
     except Exception as e:  # no NVRTC library on this machine, or no driver support for its PTX
-        log.warning("NVRTC cannot compile here (%s): the 'walk' scan tiles fall back to Triton tiles", e)
-        return False
+        why = str(e)
+    if why:
+        log.warning("NVRTC cannot serve the 'walk' scan here (%s): its tiles fall back to Triton tiles", why)
+    return why is None
 
 
 def fits(l: int, tiles, device) -> bool:
@@ -262,23 +265,9 @@ def source(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype) 
 
 @functools.lru_cache(maxsize=None)
 def _kernel(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, device_index: int):
-    from torch.cuda import _compile_kernel  # NVRTC (torch >= 2.8; private)
+    from torch.cuda import _compile_kernel  # NVRTC (private in torch 2.8-2.13)
     with torch.cuda.device(device_index):
         return _compile_kernel(source(block_d, segs, npt, block_n, dtype), "walk_scan")
-
-
-def _allow_shared(kern, smem: int) -> None:
-    """Above 48 KB a kernel must ask for its dynamic shared memory (cuFuncSetAttribute), once."""
-    if smem < 48 * 1024 or smem <= getattr(kern, "_max_shared_mem_bytes", 0):
-        return
-    if hasattr(kern, "set_shared_memory_config"):
-        kern.set_shared_memory_config(smem)
-        return
-    import ctypes  # torch without the helper: the driver call itself
-    max_dynamic_shared = 8  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-    if ctypes.CDLL("libcuda.so.1").cuFuncSetAttribute(kern.func, max_dynamic_shared, smem) != 0:
-        raise RuntimeError(f"cuFuncSetAttribute refused {smem} bytes of shared memory for the 'walk' scan")
-    kern._max_shared_mem_bytes = smem
 
 
 def forward(args: tuple, strides: tuple, grp: int, flags: dict, tiles) -> None:
@@ -290,12 +279,13 @@ def forward(args: tuple, strides: tuple, grp: int, flags: dict, tiles) -> None:
     if not takes(u, delta, B, C, z if flags["HAS_Z"] else None) or out.dtype != u.dtype:
         raise ValueError(f"the 'walk' scan takes u, delta, B, C, z and its output in one dtype, float32 or "
                          f"bfloat16; got u {u.dtype}, delta {delta.dtype}, B {B.dtype}, C {C.dtype}, out {out.dtype}")
-    if max(t.numel() for t in (u, delta, B, C, out)) >= 2 ** 31:
+    if max(sum((s - 1) * st for s, st in zip(t.shape, t.stride())) for t in (u, delta, B, C, out)) >= 2 ** 31:
         raise ValueError("the 'walk' scan indexes with 32-bit integers: split the batch below 2^31 elements")
     npt = split(tiles.block_d, tiles.chunk, tiles.warps, tiles.block_n)
     kern = _kernel(tiles.block_d, tiles.chunk, npt, tiles.block_n, u.dtype, u.device.index or 0)
     smem = shared_bytes(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)
-    _allow_shared(kern, smem)
+    if smem > getattr(kern, "_max_shared_mem_bytes", 0):  # above 48 KB a kernel must ask for its shared memory
+        kern.set_shared_memory_config(smem)
     bits = sum(int(flags[k]) << i for i, k in enumerate(("HAS_D", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "HAS_H0")))
     kern(grid=(math.ceil(d / tiles.block_d), b, 1), block=(32 * tiles.warps, 1, 1), shared_mem=smem,
          args=[u, delta, A, B, C, D, z, bias, h0, out, last, l, math.ceil(l / tiles.chunk), d, n, grp, bits,
