@@ -286,6 +286,9 @@ def test_gpu_summaries_compare_within_one_device():
     assert fps100.get_title() == "H100: FPS vs frames seen" and "floor (1000 FPS)" in legend(fps100)
     assert "videomamba recompute [cuda]" in " ".join(legend(fps100)) and "floor (4000 FPS)" in legend(fps200)
     assert not any("videomamba" in t for t in legend(fps200)) and "memory" in mem100.get_title()
+    many = pd.DataFrame([{**rows[2], "mode": f"stream_fast_variant_with_a_long_name_{i}"} for i in range(12)])
+    (fps, mem), = np.array(plots.plot_by_device(many, floor_df).axes).reshape(1, 2)
+    assert mem.get_legend() is None and len(legend(fps)) == 14  # 12 curves, the paper and the floor lines
 
 
 def test_gpu_module_fast_only_on_cpu_quick(tmp_path):
@@ -312,7 +315,8 @@ def test_kernel_families_and_breakdown():
              "triton_poi_fused_convolution_silu_3": "conv", "triton_red_fused__to_copy_add_mean_mul_rsqrt_1": "triton fused",
              "triton_poi_fused_bmm_transpose_7": "triton fused", "void at::native::elementwise_kernel<128, 2>": "other",
              "void at::native::conv_depthwise2d_forward_kernel": "conv"}
-    scans = {"_fwd_seq_kernel": "scan", "_fwd_nloop_kernel": "scan", "void selective_scan_fwd_kernel<>": "scan"}
+    scans = {"_fwd_seq_kernel": "scan", "_fwd_nloop_kernel": "scan", "void selective_scan_fwd_kernel<>": "scan",
+             "walk_scan": "scan"}
     assert {n: floor._family(n) for n in {**names, **scans}} == {**names, **scans}
     table = [dict(name=n, family=f, count=2, us=float(i + 1)) for i, (n, f) in enumerate(names.items())]
     fams = {r["family"]: r for r in floor.kernel_breakdown(table)}

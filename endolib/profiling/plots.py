@@ -80,6 +80,9 @@ def plot_by_device(speed: pd.DataFrame, floor_df: Optional[pd.DataFrame] = None)
         name = _short_device(pd.Series([dev]))[0]
         plot_vs_frames(d, "fps", left, title=f"{name}: FPS vs frames seen", floor_fps=floor_fps(f))
         plot_vs_frames(d, "peak_mem_mb", right, title=f"{name}: peak memory vs frames seen")
+        if len(left.get_legend().get_texts()) > 8:  # long: one legend under both panels (same curves, colours)
+            right.get_legend().remove()
+            left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.2), ncol=2)
     fig.tight_layout()
     return fig
 
