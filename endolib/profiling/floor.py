@@ -141,8 +141,8 @@ def floor_rows(cost: dict, ceil: Ceilings, launches: int, measured_ms: float, gr
 
 def _family(name: str) -> str:
     low = name.lower()
-    if "_fwd_kernel" in name or (name.startswith("_fwd_") and name.endswith("_kernel")):  # mamba-ssm's, ours
-        return "scan"
+    if "_fwd_kernel" in name or (name.startswith("_fwd_") and name.endswith("_kernel")) or name == "walk_scan":
+        return "scan"  # mamba-ssm's, our Triton kernels, our NVRTC kernel (endolib.ops.scan_walk)
     if name.startswith("triton_") and not name.startswith(("triton_mm", "triton_bmm", "triton_tem")):
         return "conv" if "conv" in low else "triton fused"  # inductor's fused pointwise / reduction kernels
     if any(k in low for k in ("gemm", "nvjet", "cutlass", "xmma", "sm90", "triton_mm", "triton_bmm", "triton_tem")):
