@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from endolib.ops import selective_scan_ref
-from endolib.ops import scan_triton
+from endolib.ops import scan_triton, scan_walk
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 FLAG_SETS = [  # (initial_state, z, D, delta_bias, softplus)
@@ -189,7 +189,8 @@ def test_bad_shapes_say_what_was_expected():
                                            ("native", "4,4,1,walk")])
 def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
     """Default tiles with both reverse scans, and the inference-only 'seq' tiles (segments, unrolled walks) and
-    'walk' tiles (the NVRTC kernel: 4 states a thread at n = 16, and 4 or 8 at 4 warps fewer)."""
+    'walk' tiles (the NVRTC kernel; '8,4,4': 4 states a thread at n = 16, falling back at n = 5, 8; '4,4,1': 8
+    states a thread at n = 16, 4 at n = 5 (padded to 8) and 8)."""
     monkeypatch.setenv("ENDOLIB_TRITON_REVERSE", reverse)
     if tiles:
         monkeypatch.setenv("ENDOLIB_TRITON_TILES", tiles)
@@ -207,7 +208,6 @@ def test_walk_tiles_fall_back_past_shared_memory(monkeypatch):
     cuda = torch.device("cuda")
     fwd = lambda l, ok=True: scan_triton._forward_tiles(1, 768, 16, l, cuda, False, 2, ok).layout  # noqa: E731
     assert fwd(197) == "walk" and fwd(8192) == "dtn" and fwd(197, ok=False) == "dtn"
-    from endolib.ops import scan_walk
     x, h = torch.ones(1, device=cuda), torch.ones(1, device=cuda, dtype=torch.float16)
     assert scan_walk.takes(x.bfloat16(), x.bfloat16(), None) and scan_walk.takes(x, x)
     assert not scan_walk.takes(x, x.bfloat16()) and not scan_walk.takes(h, h)
@@ -251,7 +251,6 @@ def test_inference_tiles_fall_back_where_they_do_not_apply(monkeypatch):
 def test_walk_tiles_split_into_16_byte_state_groups():
     """'walk' tiles: states a thread = channels x segments x padded states / threads, a multiple of 4 dividing
     the state size; the shared memory holds the staged steps, the partial outputs and the segment states."""
-    from endolib.ops import scan_walk
     assert scan_walk.split(8, 4, 4, 16) == 4 and scan_walk.split(4, 4, 1, 16) == 8 and scan_walk.split(4, 4, 1, 8) == 4
     assert scan_walk.split(6, 8, 6, 16) == 4 and scan_walk.split(12, 8, 12, 16) == 4
     # 2 a thread, 2, 2, > 1024 threads, 32 threads for 64 states

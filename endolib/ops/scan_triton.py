@@ -514,9 +514,9 @@ def _forward_tiles(batch: int, dim: int, n: int, l: int, device: torch.device, s
     takes the inputs (walk_inputs: `scan_walk.takes`), its tile splits and its staged steps fit in shared memory."""
     tiles = _tiles(batch, dim, n, device)
     seq_fits = l <= SEQ_MAX_L and out_bytes in (2, 4)
-    walk_fits = device.type == "cuda" and walk_inputs and scan_walk.fits(l, tiles, device)
     if (tiles.layout in INFERENCE_ONLY and save) or (tiles.layout == "seq" and not seq_fits) or \
-            (tiles.layout == "walk" and not walk_fits) or \
+            (tiles.layout == "walk" and not (device.type == "cuda" and walk_inputs
+                                             and scan_walk.fits(l, tiles, device))) or \
             (tiles.layout == "nloop" and max(16, triton.next_power_of_2(l)) > tiles.chunk):
         return _tiles(batch, dim, n, device, tuned=False)
     return tiles

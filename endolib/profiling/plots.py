@@ -11,6 +11,7 @@ from endolib.profiling.suite import speedups
 
 log = logging.getLogger(__name__)
 PAPER_FPS = 47.0
+LONG_LEGEND = 8  # curves past which a legend goes under the axes, not over the curves
 CURVE_MODES = ("stream_eager", "stream_fast", "stream_fast_graph", "stream_fast_compiled", "recompute", "framewise",
                "framewise_graph")
 
@@ -62,7 +63,7 @@ def plot_vs_frames(df: pd.DataFrame, column: str = "fps", ax=None, title: str = 
     frames = sorted(curves["frames_seen"].unique())
     ax.set_xticks(frames, [str(int(f)) for f in frames])
     ax.xaxis.set_minor_locator(plt.NullLocator())
-    if len(groups) > 8:  # a long legend goes under the axes, not over the curves
+    if len(groups) > LONG_LEGEND:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     else:
         ax.legend(fontsize=7, loc="best")
@@ -80,7 +81,7 @@ def plot_by_device(speed: pd.DataFrame, floor_df: Optional[pd.DataFrame] = None)
         name = _short_device(pd.Series([dev]))[0]
         plot_vs_frames(d, "fps", left, title=f"{name}: FPS vs frames seen", floor_fps=floor_fps(f))
         plot_vs_frames(d, "peak_mem_mb", right, title=f"{name}: peak memory vs frames seen")
-        if len(left.get_legend().get_texts()) > 8:  # long: one legend under both panels (same curves, colours)
+        if len(right.get_legend().get_texts()) > LONG_LEGEND:  # one legend under both panels (same curves, colours)
             right.get_legend().remove()
             left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.2), ncol=2)
     fig.tight_layout()
