@@ -127,8 +127,20 @@ def test_step_cost_counts_matmul_flops(nano):
     patch = 2 * nano.num_patches * nano.embed_dim * 3 * nano.patch_size ** 2
     expected = lin + conv + patch
     assert expected <= cost["flops"] <= 1.15 * expected  # + the scan's small contractions
-    assert cost["weight_bytes"] == 2 * sum(p.numel() for p in nano.parameters())
+    # every parameter once, in bf16, and the one row of the temporal table this frame reads
+    assert cost["weight_bytes"] == 2 * (sum(p.numel() for p in nano.parameters()) + nano.embed_dim)
     assert cost["dispatched_ops"] > 10 * nano.depth
+
+
+def test_step_cost_of_a_folded_stream_counts_what_it_reads(nano):
+    """Folding dt_proj into x_proj trades D x r + r x D weights and multiply-adds per branch for D x D: the
+    cost of the variant's own model (what `gpu._floor_rows` writes down) shows both."""
+    costs = {fold: floor.step_cost(FastStream(nano, dtype=torch.float32, fuse_mixers=True, fold_dt=fold).model,
+                                   dtype=torch.float32) for fold in (False, True)}
+    mixers = [m for m in nano.modules() if hasattr(m, "d_state")]
+    per_branch = sum((1 + m.bidirectional) * (m.d_inner ** 2 - 2 * m.dt_rank * m.d_inner) for m in mixers)
+    assert costs[True]["weight_bytes"] - costs[False]["weight_bytes"] == 4 * per_branch
+    assert costs[True]["flops"] - costs[False]["flops"] == 2 * nano.num_tokens * per_branch
 
 
 def test_floor_rows_pick_the_largest_term():

@@ -18,21 +18,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 log = logging.getLogger(__name__)
 
 
+LOOKUPS = ("index_select", "embedding", "gather", "index")  # ops that read only the rows they return
+
+
 class OpCounter(TorchDispatchMode):
-    """Counts non-view ATen ops and the bytes of their tensor inputs + outputs (an unfused upper bound)."""
+    """Counts non-view ATen ops and the bytes of their tensor inputs + outputs (an unfused upper bound), and
+    what the ops read of tensors that existed before the context (`read_before`: (storage, offset, numel) ->
+    bytes; a table looked up by index counts the rows returned): the weights, constants, state and input
+    that even a fully fused step must load."""
 
     def __init__(self):
         super().__init__()
         self.ops, self.bytes, self.by_name = 0, 0, {}
+        self.created, self.read_before = set(), {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if not getattr(func, "is_view", False) and func.overloadpacket.__name__ not in ("detach", "lift_fresh"):
+            self._reads(func, args, kwargs, out)
             self.ops += 1
             name = func.overloadpacket.__name__
             self.by_name[name] = self.by_name.get(name, 0) + 1
@@ -40,23 +49,40 @@ class OpCounter(TorchDispatchMode):
             self.bytes += sum(t.numel() * t.element_size() for t in flat if isinstance(t, torch.Tensor))
         return out
 
+    def _reads(self, func, args, kwargs, out):
+        """Record what a (non-view) op reads of tensors that existed before, then its outputs as created."""
+        outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        ins = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        for i, t in enumerate(ins):
+            ptr = t.untyped_storage().data_ptr()
+            if ptr not in self.created:
+                lookup = i == 0 and func.overloadpacket.__name__ in LOOKUPS and outs
+                nbytes = (outs[0] if lookup else t).numel() * t.element_size()
+                key = (ptr, t.storage_offset(), t.numel())
+                self.read_before[key] = max(self.read_before.get(key, 0), nbytes)
+        self.created.update(t.untyped_storage().data_ptr() for t in outs)
+
 
 @torch.no_grad()
 def step_cost(model, frames_per_step: int = 1, dtype=torch.bfloat16) -> dict:
-    """Cost of one streamed step of `model` (EndoMamba, batch 1) after some frames: FLOPs, bytes, ops."""
+    """Cost of one streamed step of `model` (EndoMamba, batch 1) after some frames: FLOPs, bytes, ops.
+    Weight bytes are those the step reads (parameters, and the derived constants of a transformed model such
+    as `FastStream(...).model`, e.g. folded projections), counted in `dtype`."""
     p0 = next(model.parameters())
     x = torch.randn(1, 3, frames_per_step, model.img_size, model.img_size, device=p0.device, dtype=p0.dtype)
     state = model.init_stream(1)
     model.step(x, state)  # a warm state, as in a running stream
     with FlopCounterMode(display=False) as fc:
         model.step(x, state)
+    own = {t.untyped_storage().data_ptr() for t in [x, *state.conv, *state.ssm]}  # io and state: counted below
     with OpCounter() as oc:
         model.step(x, state)
     item = torch.empty((), dtype=dtype).element_size()
+    p_item = p0.element_size()  # counted as if stored in dtype
     L = model.num_tokens * frames_per_step
     C, D = model.embed_dim, model.d_inner
     n_temporal = model.depth - model.num_spatial
-    weights = sum(p.numel() for p in model.parameters()) * item
+    weights = sum(nb for (ptr, _, _), nb in oc.read_before.items() if ptr not in own) * item / p_item
     acts = model.depth * L * C * (2 * item + 2 * 4)  # hidden in/out in dtype, residual in/out in fp32
     d_state = model.layers[-1].mixer.d_state
     state_bytes = n_temporal * 2 * (D * d_state * 4 + D * (model.layers[-1].mixer.d_conv - 1) * item)

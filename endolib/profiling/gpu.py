@@ -138,20 +138,18 @@ def _launches(fs: FastStream, device) -> tuple:
     return oc.ops, "dispatched aten ops"
 
 
-def _floor_rows(model, device, fast: dict, cache: dict) -> list:
-    """Floor terms for each fast variant in `fast` (bf16 model, one frame, batch 1); pops what it used."""
-    if "cost" not in cache:
-        bf = suite._as(model, device, torch.bfloat16, None)
-        cache["cost"] = floor.step_cost(bf, dtype=torch.bfloat16)
-        del bf
+def _floor_rows(device, fast: dict, cache: dict) -> list:
+    """Floor terms for each fast variant in `fast` (one frame, batch 1, costed on the variant's own bf16 model:
+    fused / folded mixers read other constants and do other FLOPs); pops what it used."""
+    if "ceil" not in cache:
         if torch.device(device).type == "cuda":
             cache["ceil"] = floor.measure_ceilings(device)
         else:  # no ceilings on a CPU: NaN keeps the table shape (smoke test only)
             cache["ceil"] = floor.Ceilings(float("nan"), float("nan"), float("nan"), float("nan"))
-    cost, ceil = cache["cost"], cache["ceil"]
-    rows = []
+    ceil, rows = cache["ceil"], []
     while fast:
         (mode, backend), (fs, ms) = fast.popitem()
+        cost = floor.step_cost(fs.model, dtype=torch.bfloat16)
         n, how = _launches(fs, device)
         for r in floor.floor_rows(cost, ceil, n, ms, graph=fs.graph is not None):
             rows.append(dict(mode=mode, backend=backend, launches_counted_as=how, **r))
@@ -230,7 +228,7 @@ def fast_only(args, model, device, dtype, w: Writer, t0: float) -> tuple:
         rows = _section(f"fast_{opts}", _fast_rows, model, be, g["fast"], device, dtype, comp,
                         g["window"], fast, writer=w, **kw)
         df = speed(rows)
-        floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, model, device, fast, cache))
+        floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, device, fast, cache))
     return df, floor_df
 
 
@@ -294,12 +292,12 @@ def main(argv=None) -> int:
                    dtype, best))
     df = speed(_section("breakdown", suite.breakdown_rows, model, best, device, dtype))
     cache = {}
-    floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, model, device, fast, cache))
+    floor_df = w.add("floor_gpu.csv", _section("floor", _floor_rows, device, fast, cache))
     if device.type == "cuda" and not args.no_compile and time.time() - t0 < args.budget_s:
         cbe = "triton" if "triton" in backends else best  # the triton scan is one custom op: no graph breaks
         df = speed(_section("fast_compiled", _fast_rows, model, cbe, g["fast"], device, dtype, True, g["window"],
                             fast, writer=w))
-        floor_df = w.add("floor_gpu.csv", _section("floor_compiled", _floor_rows, model, device, fast, cache))
+        floor_df = w.add("floor_gpu.csv", _section("floor_compiled", _floor_rows, device, fast, cache))
     else:
         log.info("compiled variant skipped (--no-compile, no CUDA, or past --budget-s)")
     log.info("total %.1f s", time.time() - t0)
