@@ -16,6 +16,7 @@ import torch
 
 from endolib.ops import selective_scan_ref
 from endolib.ops import scan_triton, scan_walk
+from walk_host import HostKernel, compiler
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 FLAG_SETS = [  # (initial_state, z, D, delta_bias, softplus)
@@ -198,6 +199,42 @@ def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
     _assert_errors(compare_all("cuda", seed=seed))
     _assert_grouped(compare_grouped("cuda", seed=seed))
     assert max(compare_fused_mixers("cuda", seed=seed)) < 1e-5
+
+
+@pytest.mark.skipif(not compiler() or not HAVE_TRITON, reason="needs a C++ compiler (g++ / clang++) and triton")
+@pytest.mark.parametrize("spec, d, l, n, dtype", [("8,4,4,walk", 12, 37, 16, torch.float32),
+                                                  ("8,4,4,walk", 12, 37, 16, torch.bfloat16),
+                                                  ("4,4,1,walk", 6, 50, 5, torch.float32),
+                                                  ("12,16,24,walk", 24, 197, 16, torch.bfloat16)])
+def test_walk_kernel_on_the_host_matches_reference(spec, d, l, n, dtype, monkeypatch):
+    """The 'walk' kernel's CUDA C compiled for this CPU (tests/walk_host.py: the same source, every block's
+    threads as OS threads) vs the float64 loop, on fresh random inputs: two groups with their own A / D / bias,
+    token-major strided rows, channels and states past the tile masked (d not a multiple of BLOCK_D, n = 5 in
+    8 padded states), segments of uneven length; all optional inputs, then none (no softplus)."""
+    host = lambda bd, segs, npt, bn, dt, _: HostKernel(scan_walk.source(bd, segs, npt, bn, dt))  # noqa: E731
+    monkeypatch.setattr(scan_walk, "_kernel", host)
+    tiles = scan_triton.parse_tiles(spec, n)
+    g = torch.Generator().manual_seed(int.from_bytes(os.urandom(2), "little"))
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    tm = lambda t: t.to(dtype).transpose(1, 2)  # noqa: E731  (b, l, .) rows seen as (b, ., l)
+    G, b = 2, 4
+    for full in (True, False):
+        u, z, B, C = tm(r(b, l, d)), tm(r(b, l, d)), tm(r(b, l, n)), tm(r(b, l, n))
+        dt = tm(r(b, l, d) * 0.5 - 1) if full else tm(r(b, l, d).abs() * 0.3 + 0.05)
+        A, D, bias, h0 = -torch.exp(r(G, d, n) * 0.5), r(G, d), r(G, d) * 0.3, r(b, d, n)
+        opt = dict(D=D, z=z, delta_bias=bias, h0=h0) if full else dict(D=None, z=None, delta_bias=None, h0=None)
+        out, last = scan_triton._empty_out(u, True), torch.empty(b, d, n)
+        args, strides, flags = scan_triton.kernel_args(u, dt, A, B, C, opt["D"], opt["z"], opt["delta_bias"],
+                                                       opt["h0"], full, out, last)
+        scan_walk.forward(args, strides, b // G, flags, tiles)
+        for i in range(G):
+            s = slice(i * b // G, (i + 1) * b // G)
+            f64 = lambda t, k=None: None if t is None else t[s if k is None else k].double()  # noqa: E731
+            yr, lr = selective_scan_ref(f64(u), f64(dt), f64(A, i), f64(B), f64(C), f64(opt["D"], i),
+                                        z=f64(opt["z"]), delta_bias=f64(opt["delta_bias"], i), delta_softplus=full,
+                                        initial_state=f64(opt["h0"]), return_last_state=True)
+            tol = 1e-5 if dtype == torch.float32 else 1e-2  # bf16: the output's rounding
+            assert _rel(out[s], yr) < tol and _rel(last[s], lr) < 1e-5, (full, i, _rel(out[s], yr), _rel(last[s], lr))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or not HAVE_TRITON, reason="needs CUDA and triton")

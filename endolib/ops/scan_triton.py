@@ -549,6 +549,21 @@ def _empty_out(u, token_major: bool):
     return torch.empty(b, d, l, device=u.device, dtype=u.dtype)
 
 
+def kernel_args(u, delta, A, B, C, D, z, delta_bias, h0, softplus, out, last) -> tuple:
+    """What the forward kernels take: (u, delta, A, B, C, D, z, delta_bias, h0, out, last) with the float32
+    parameters contiguous and `last` as the dummy of an absent input, the strides of u, delta, z, B, C, out,
+    and the flags saying which inputs are present."""
+    dummy = last
+    args = (u, delta, A.float().contiguous(), B, C, D.float().contiguous() if D is not None else dummy,
+            z if z is not None else dummy, delta_bias.float().contiguous() if delta_bias is not None else dummy,
+            h0.float().contiguous() if h0 is not None else dummy, out, last)
+    strides = (*u.stride(), *delta.stride(), *(z.stride() if z is not None else (0, 0, 0)), *B.stride(),
+               *C.stride(), *out.stride())
+    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                 SOFTPLUS=bool(softplus), HAS_H0=h0 is not None)
+    return args, strides, flags
+
+
 def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=False):
     # u, delta, z: (b, d, l), B, C: (b, n, l), any strides; A: (d, n) or (g, d, n) with D, delta_bias (g, d)
     # (batch element i uses group i // (b // g)) -> out (b, d, l) in u.dtype, contiguous, or with
@@ -560,16 +575,9 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save, token_major=Fa
     lp = max(16, triton.next_power_of_2(l))
     out = _empty_out(u, token_major)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)
-    dummy = last
     grid = (b, triton.cdiv(d, tiles.block_d))
-    args = (u, delta, A.float().contiguous(), B, C, D.float().contiguous() if D is not None else dummy,
-            z if z is not None else dummy, delta_bias.float().contiguous() if delta_bias is not None else dummy,
-            h0.float().contiguous() if h0 is not None else dummy, out, last)
-    strides = (*u.stride(), *delta.stride(), *(z.stride() if z is not None else (0, 0, 0)), *B.stride(),
-               *C.stride(), *out.stride())
-    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                 SOFTPLUS=bool(softplus), HAS_H0=h0 is not None, BLOCK_D=tiles.block_d, BLOCK_N=tiles.block_n,
-                 num_warps=tiles.warps)
+    args, strides, flags = kernel_args(u, delta, A, B, C, D, z, delta_bias, h0, softplus, out, last)
+    flags.update(BLOCK_D=tiles.block_d, BLOCK_N=tiles.block_n, num_warps=tiles.warps)
     if tiles.layout == "nloop":
         _fwd_nloop_kernel[grid](*args, l, d, n, grp, *strides, LP=lp, **flags)
         return out, last, None

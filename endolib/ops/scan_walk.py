@@ -14,7 +14,8 @@ Here one block owns BLOCK_D channels of one batch element:
      shared memory (no shuffles, no global stores in the walk);
   3. all threads reduce the partials, gate them and store y.
 NVRTC ships with PyTorch's CUDA wheels (`torch.cuda._compile_kernel`): no extension build, no nvcc. The
-CUDA tests compare it with the float64 reference (tests/test_scan_triton.py).
+CUDA tests compare it with the float64 reference (tests/test_scan_triton.py); so do the CPU tests, which
+compile the same source with the host's C++ compiler and run every block's threads (tests/walk_host.py).
 """
 import functools
 import logging
@@ -42,16 +43,24 @@ __device__ __forceinline__ void st(io_t* p, float v) { *p = v; }
 typedef unsigned short io_t;
 __device__ __forceinline__ float ld(const io_t* p) { return __uint_as_float(((unsigned int)*p) << 16); }
 __device__ __forceinline__ void st(io_t* p, float v) {
+#ifdef __CUDACC_RTC__
   unsigned short h;
   asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(v));
   *p = h;
+#else  // compiled on a host by the tests (tests/walk_host.py): round to nearest even
+  *p = bf16_bits(v);
+#endif
 }
 #endif
 
 __device__ __forceinline__ float ex2(float x) {
+#ifdef __CUDACC_RTC__
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
+#else
+  return exp2f(x);
+#endif
 }
 
 __device__ __forceinline__ void row(const float* p, float* v) {  // NPT consecutive floats, 16-byte loads
