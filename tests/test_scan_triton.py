@@ -205,13 +205,16 @@ def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
 @pytest.mark.parametrize("spec, d, l, n, dtype", [("8,4,4,walk", 12, 37, 16, torch.float32),
                                                   ("8,4,4,walk", 12, 37, 16, torch.bfloat16),
                                                   ("4,4,1,walk", 6, 50, 5, torch.float32),
+                                                  ("8,4,4,walk", 12, 600, 16, torch.float32),
+                                                  ("8,16,16,walk", 12, 197, 16, torch.bfloat16),
                                                   ("12,16,24,walk", 24, 197, 16, torch.bfloat16)])
 def test_walk_kernel_on_the_host_matches_reference(spec, d, l, n, dtype, monkeypatch):
     """The 'walk' kernel's CUDA C compiled for this CPU (tests/walk_host.py: the same source, every block's
     threads as OS threads) vs the float64 loop, on fresh random inputs: two groups with their own A / D / bias,
     token-major strided rows, channels and states past the tile masked (d not a multiple of BLOCK_D, n = 5 in
-    8 padded states), segments of uneven length; all optional inputs, then none (no softplus)."""
-    host = lambda bd, segs, npt, bn, dt, _: HostKernel(scan_walk.source(bd, segs, npt, bn, dt))  # noqa: E731
+    8 padded states), segments of uneven length, staging in several chunks (l = 600); all optional inputs, then
+    none (no softplus)."""
+    host = lambda bd, segs, npt, bn, dt, items, _: HostKernel(scan_walk.source(bd, segs, npt, bn, dt, items))  # noqa: E731
     monkeypatch.setattr(scan_walk, "_kernel", host)
     tiles = scan_triton.parse_tiles(spec, n)
     g = torch.Generator().manual_seed(int.from_bytes(os.urandom(2), "little"))
@@ -296,8 +299,10 @@ def test_walk_tiles_split_into_16_byte_state_groups():
             scan_walk.split(*bad)
     rows = 4 * 50 + 1  # 197 steps in 4 segments of 50, and the step the walks read ahead
     assert scan_walk.shared_bytes(197, 8, 4, 4, 16) == 4 * (rows * (4 * 8 + 2 * 16 + 8 * 4) + 2 * 4 * 8 * 16)
-    src = scan_walk.source(8, 4, 4, 16, torch.bfloat16)
-    assert "#define NPT 4" in src and "#define SEGS 4" in src and "#define IN_BITS 16" in src
+    # 128 threads stage 16 steps of a channel and 8 of a state index at a time: 201 rows take 13 and 26 turns
+    assert scan_walk.staged_items(197, 8, 4, 4, 16) == (13, 26) and scan_walk.staged_items(192, 8, 4, 4, 16) == (13, 25)
+    src = scan_walk.source(8, 4, 4, 16, torch.bfloat16, (13, 26))
+    assert "#define CIT 13" in src and "#define SIT 26" in src and "#define NPT 4" in src and "#define SEGS 4" in src and "#define IN_BITS 16" in src
     assert re.search(r"__[A-Z]+__", src) is None, "a template placeholder was left in the source"
 
 

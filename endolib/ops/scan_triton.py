@@ -462,7 +462,7 @@ SEQ_MAX_L = 1024  # 'seq' walks L / segments steps one by one: longer sequences 
 # scan_tiles_gpu.csv: the NVRTC 'walk' kernel, temporal 8.5 us (Triton 'seq' 12.4, chunked 16.1), fused spatial
 # 10.5 us (Triton 'seq' 18.6, chunked 24.5); where NVRTC is missing they fall back to the heuristic Triton tiles.
 # Other GPUs may prefer others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
-TUNED = {(1, 768, 16): "8,16,16,walk", (2, 768, 16): "12,16,24,walk"}
+TUNED = {(1, 768, 16): "6,16,12,walk", (2, 768, 16): "12,8,12,walk"}
 
 
 def parse_tiles(spec: str, n: int) -> Tiles:

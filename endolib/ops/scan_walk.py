@@ -34,6 +34,10 @@ _SOURCE = r"""
 #define NT (SEGS * DB * G)
 #define IN_BITS __BITS__  // 32: float32 inputs and output, 16: bfloat16
 #define PB __PB__  // staging: loads per thread and array in flight before their math
+#define CIT __CIT__  // staged steps a thread of the per-channel arrays: ceil(rows / (NT / DB))
+#define SIT __SIT__  // and of B and C: ceil(rows / (NT / NS))
+#define CPB (CIT < PB ? CIT : PB)
+#define SPB (SIT < PB ? SIT : PB)
 
 #if IN_BITS == 32
 typedef float io_t;
@@ -100,36 +104,61 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
     h[k] = (ok && has_h0) ? H0[(bi * DIM + d) * NSTATE + n0 + k] : 0.f;
   }
 
-  // 1. staging: every load of a thread issued before any math (one round trip to L2); NT is a multiple of DB
-  // and NS, so a thread keeps one channel and one state index
-  const int cs = d0 + threadIdx.x % DB, ns = threadIdx.x % NS;
+  // 1. staging: a thread stages the steps t = t_first + j NT / DB of one channel (j < CIT) and t = t_first +
+  // j NT / NS of one state index of B and C (j < SIT), NT being a multiple of DB and NS; every load of a chunk
+  // is issued before any math (one round trip to L2), from per-thread pointers advanced by a constant step
+  // (indexing them anew cost ~10 address instructions a load)
+  const int cs = d0 + threadIdx.x % DB, tc = threadIdx.x / DB, ns = threadIdx.x % NS, tn = threadIdx.x / NS;
   const float bias = (has_bias && cs < DIM) ? BIAS[grp * DIM + cs] : 0.f;
   const float dskip = (has_d && cs < DIM) ? Dv[grp * DIM + cs] : 0.f;
-  for (int i0 = threadIdx.x; i0 < rows * NS || i0 < rows * DB; i0 += PB * NT) {
-    float uu[PB], xx[PB], zz[PB], bb[PB], cc[PB];
+  {
+    const io_t* pu = U + (bi * su_b + cs * su_d + tc * su_l);
+    const io_t* px = DT + (bi * sdt_b + cs * sdt_d + tc * sdt_l);
+    const io_t* pz = Z + (bi * sz_b + cs * sz_d + tc * sz_l);
+    const int ku = (NT / DB) * su_l, kx = (NT / DB) * sdt_l, kz = (NT / DB) * sz_l;
+    for (int j0 = 0; j0 < CIT; j0 += CPB) {
+      float uu[CPB], xx[CPB], zz[CPB];
 #pragma unroll
-    for (int j = 0; j < PB; ++j) {
-      const int t = (i0 + j * NT) / DB, tn = (i0 + j * NT) / NS;
-      const bool ok = t < L && cs < DIM, okn = tn < L && ns < NSTATE;
-      uu[j] = ok ? ld(U + bi * su_b + cs * su_d + t * su_l) : 0.f;
-      xx[j] = ok ? ld(DT + bi * sdt_b + cs * sdt_d + t * sdt_l) : 0.f;
-      zz[j] = (ok && has_z) ? ld(Z + bi * sz_b + cs * sz_d + t * sz_l) : 0.f;
-      bb[j] = okn ? ld(Bm + bi * sb_b + ns * sb_n + tn * sb_l) : 0.f;
-      cc[j] = okn ? ld(Cm + bi * sc_b + ns * sc_n + tn * sc_l) : 0.f;
-    }
-#pragma unroll
-    for (int j = 0; j < PB; ++j) {
-      const int i = i0 + j * NT, t = i / DB;
-      if (i < rows * DB) {
-        const float x = xx[j] + bias;
-        // softplus and silu with the fast exp / log / divide (as Triton's tl.exp / tl.log do): this math runs
-        // once per (step, channel) on the critical path; mamba-ssm's softplus threshold
-        const float delta = (t >= L || cs >= DIM) ? 0.f : (softplus && x <= 20.f) ? __logf(1.f + __expf(x)) : x;
-        const float gate = has_z ? __fdividef(zz[j], 1.f + __expf(-zz[j])) : 1.f;
-        s_dd[i] = make_float2(delta, delta * uu[j]);
-        s_gg[i] = make_float2(gate, dskip * uu[j] * gate);
+      for (int j = 0; j < CPB; ++j) {
+        const bool ok = tc + (j0 + j) * (NT / DB) < L && cs < DIM;
+        uu[j] = ok ? ld(pu) : 0.f;
+        xx[j] = ok ? ld(px) : 0.f;
+        zz[j] = (ok && has_z) ? ld(pz) : 0.f;
+        pu += ku; px += kx; pz += kz;
       }
-      if (i < rows * NS) { s_b[i] = bb[j]; s_c[i] = cc[j]; }
+#pragma unroll
+      for (int j = 0; j < CPB; ++j) {
+        const int t = tc + (j0 + j) * (NT / DB), i = threadIdx.x + (j0 + j) * NT;
+        if (t < rows) {
+          const float x = xx[j] + bias;
+          // softplus and silu with the fast exp / log / divide (as Triton's tl.exp / tl.log do): this math runs
+          // once per (step, channel) on the critical path; mamba-ssm's softplus threshold
+          const float delta = (t >= L || cs >= DIM) ? 0.f : (softplus && x <= 20.f) ? __logf(1.f + __expf(x)) : x;
+          const float gate = has_z ? __fdividef(zz[j], 1.f + __expf(-zz[j])) : 1.f;
+          s_dd[i] = make_float2(delta, delta * uu[j]);
+          s_gg[i] = make_float2(gate, dskip * uu[j] * gate);
+        }
+      }
+    }
+  }
+  {
+    const io_t* pb = Bm + (bi * sb_b + ns * sb_n + tn * sb_l);
+    const io_t* pc = Cm + (bi * sc_b + ns * sc_n + tn * sc_l);
+    const int kb = (NT / NS) * sb_l, kc = (NT / NS) * sc_l;
+    for (int j0 = 0; j0 < SIT; j0 += SPB) {
+      float bb[SPB], cc[SPB];
+#pragma unroll
+      for (int j = 0; j < SPB; ++j) {
+        const bool ok = tn + (j0 + j) * (NT / NS) < L && ns < NSTATE;
+        bb[j] = ok ? ld(pb) : 0.f;
+        cc[j] = ok ? ld(pc) : 0.f;
+        pb += kb; pc += kc;
+      }
+#pragma unroll
+      for (int j = 0; j < SPB; ++j) {
+        const int i = threadIdx.x + (j0 + j) * NT;
+        if (tn + (j0 + j) * (NT / NS) < rows) { s_b[i] = bb[j]; s_c[i] = cc[j]; }
+      }
     }
   }
 
@@ -218,9 +247,21 @@ def split(block_d: int, segs: int, warps: int, block_n: int) -> int:
     return npt
 
 
+def _rows(l: int, segs: int) -> int:
+    """Steps a block stages: whole segments and one step more, as the walks read a step ahead."""
+    return segs * math.ceil(l / segs) + 1
+
+
+def staged_items(l: int, block_d: int, segs: int, npt: int, block_n: int) -> tuple:
+    """Steps each thread stages for a sequence of l steps (compiled into the kernel): of the per-channel
+    arrays (its threads cover NT / BLOCK_D steps at a time) and of B and C (NT / BLOCK_N at a time)."""
+    threads, rows = block_d * segs * block_n // npt, _rows(l, segs)
+    return math.ceil(rows / (threads // block_d)), math.ceil(rows / (threads // block_n))
+
+
 def shared_bytes(l: int, block_d: int, segs: int, npt: int, block_n: int) -> int:
     """Dynamic shared memory of one block: the staged steps, the partial outputs, the segment states."""
-    rows = segs * math.ceil(l / segs) + 1  # one step more: the walks read a step ahead
+    rows = _rows(l, segs)
     return 4 * (rows * (4 * block_d + 2 * block_n + block_d * block_n // npt) + 2 * segs * block_d * block_n)
 
 
@@ -260,12 +301,12 @@ def fits(l: int, tiles, device) -> bool:
     return shared_bytes(l, tiles.block_d, tiles.chunk, npt, tiles.block_n) <= limit
 
 
-def source(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype) -> str:
-    """The kernel's CUDA C source for one tile and input dtype (float32 or bfloat16)."""
+def source(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, items: tuple) -> str:
+    """The kernel's CUDA C source for one tile, input dtype (float32 or bfloat16) and `staged_items`."""
     bits = {torch.float32: 32, torch.bfloat16: 16}[dtype]
     threads = block_d * segs * block_n // npt
     subs = {"__PB__": max(1, min(16, 4096 // threads)), "__DB__": block_d, "__NS__": block_n, "__NPT__": npt,
-            "__SEGS__": segs, "__BITS__": bits}
+            "__SEGS__": segs, "__BITS__": bits, "__CIT__": items[0], "__SIT__": items[1]}
     text = _SOURCE
     for k, v in subs.items():
         text = text.replace(k, str(v))
@@ -273,10 +314,10 @@ def source(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype) 
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, device_index: int):
+def _kernel(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, items: tuple, device_index: int):
     from torch.cuda import _compile_kernel  # NVRTC (private in torch 2.8-2.13)
     with torch.cuda.device(device_index):
-        return _compile_kernel(source(block_d, segs, npt, block_n, dtype), "walk_scan")
+        return _compile_kernel(source(block_d, segs, npt, block_n, dtype, items), "walk_scan")
 
 
 def forward(args: tuple, strides: tuple, grp: int, flags: dict, tiles) -> None:
@@ -288,7 +329,8 @@ def forward(args: tuple, strides: tuple, grp: int, flags: dict, tiles) -> None:
     if max(sum((s - 1) * st for s, st in zip(t.shape, t.stride())) for t in (u, delta, B, C, out)) >= 2 ** 31:
         raise ValueError("the 'walk' scan indexes with 32-bit integers: split the batch below 2^31 elements")
     npt = split(tiles.block_d, tiles.chunk, tiles.warps, tiles.block_n)
-    kern = _kernel(tiles.block_d, tiles.chunk, npt, tiles.block_n, u.dtype, u.device.index or 0)
+    items = staged_items(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)  # one compile per few lengths
+    kern = _kernel(tiles.block_d, tiles.chunk, npt, tiles.block_n, u.dtype, items, u.device.index or 0)
     smem = shared_bytes(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)
     if smem > getattr(kern, "_max_shared_mem_bytes", 0):  # above 48 KB a kernel must ask for its shared memory
         kern.set_shared_memory_config(smem)
