@@ -205,6 +205,7 @@ def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
 @pytest.mark.parametrize("spec, d, l, n, dtype", [("8,4,4,walk", 12, 37, 16, torch.float32),
                                                   ("8,4,4,walk", 12, 37, 16, torch.bfloat16),
                                                   ("4,4,1,walk", 6, 50, 5, torch.float32),
+                                                  ("6,16,3,walk", 12, 37, 4, torch.float32),
                                                   ("8,4,4,walk", 12, 600, 16, torch.float32),
                                                   ("8,16,16,walk", 12, 197, 16, torch.bfloat16),
                                                   ("12,16,24,walk", 24, 197, 16, torch.bfloat16)])

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 
 _SHIM = r"""
+#include <atomic>
 #include <barrier>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -40,6 +42,12 @@ static inline unsigned short bf16_bits(float v) {  // round to nearest even, as 
   unsigned int u; std::memcpy(&u, &v, 4);
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
+static std::atomic<int> misaligned{0};  // 16-byte accesses off a 16-byte boundary: a GPU faults on them
+static inline bool aligned16(const void* p) {
+  if ((std::uintptr_t)p % 16 == 0) return true;
+  ++misaligned;
+  return false;
+}
 thread_local dim3_ threadIdx, blockIdx;
 static std::barrier<>* block_barrier;
 static inline void __syncthreads() { block_barrier->arrive_and_wait(); }
@@ -47,7 +55,8 @@ float4 smem4[1 << 16];  // one block's dynamic shared memory (1 MiB): blocks run
 """
 
 _LAUNCH = r"""
-extern "C" int launch(int gx, int gy, int threads, void** p, const int* v) {
+extern "C" int launch(int gx, int gy, int threads, void** p, const int* v) {  // -> misaligned accesses
+  misaligned = 0;
   for (int by = 0; by < gy; ++by)
     for (int bx = 0; bx < gx; ++bx) {
       std::memset(smem4, 0xff, sizeof smem4);  // NaN: a read of a shared word no thread wrote shows in the output
@@ -66,7 +75,7 @@ extern "C" int launch(int gx, int gy, int threads, void** p, const int* v) {
         });
       for (auto& th : pool) th.join();
     }
-  return 0;
+  return misaligned;
 }
 """
 _POINTERS, _INTS = 11, 24  # the kernel's pointer and int parameters, in order
@@ -97,7 +106,10 @@ class HostKernel:
             raise ValueError(f"walk_scan takes {_POINTERS} CPU tensors and {_INTS} ints, got {len(ptrs)} / {len(ints)}")
         p = (ctypes.c_void_p * _POINTERS)(*[t.data_ptr() for t in ptrs])
         v = (ctypes.c_int * _INTS)(*ints)
-        self.lib.launch(grid[0], grid[1], block[0], p, v)
+        bad = self.lib.launch(grid[0], grid[1], block[0], p, v)
+        if bad:
+            raise AssertionError(f"the walk kernel made {bad} 16-byte shared-memory accesses off a 16-byte boundary "
+                                 f"(a GPU faults on them)")
 
 
 @functools.lru_cache(maxsize=None)

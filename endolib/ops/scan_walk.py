@@ -67,10 +67,25 @@ __device__ __forceinline__ float ex2(float x) {
 #endif
 }
 
+// 16-byte shared-memory accesses: the host build of the tests (tests/walk_host.py) counts misaligned ones,
+// which fault on a GPU
+__device__ __forceinline__ float4 ld4(const float* p) {
+#ifndef __CUDACC_RTC__
+  if (!aligned16(p)) { float4 q; std::memcpy(&q, p, 16); return q; }
+#endif
+  return *(const float4*)p;
+}
+__device__ __forceinline__ void st4(float* p, float4 q) {
+#ifndef __CUDACC_RTC__
+  if (!aligned16(p)) { std::memcpy(p, &q, 16); return; }
+#endif
+  *(float4*)p = q;
+}
+
 __device__ __forceinline__ void row(const float* p, float* v) {  // NPT consecutive floats, 16-byte loads
 #pragma unroll
   for (int k = 0; k < NPT; k += 4) {
-    const float4 q = *(const float4*)(p + k);
+    const float4 q = ld4(p + k);
     v[k] = q.x; v[k + 1] = q.y; v[k + 2] = q.z; v[k + 3] = q.w;
   }
 }
@@ -90,7 +105,8 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
   float* s_b = (float*)(s_gg + rows * DB);             // [rows][NS]
   float* s_c = s_b + rows * NS;                        // [rows][NS]
   float* s_y = s_c + rows * NS;                        // [rows][DB][G] partial C . h
-  float* s_h = s_y + rows * DB * G;                    // [SEGS][DB][NS] end states of the zero walks
+  float* s_h = s_y + (rows * DB * G + 3) / 4 * 4;      // [SEGS][DB][NS] end states of the zero walks (16-byte
+                                                       // aligned, as s_b: rows 4 DB and 2 rows NS floats)
   float* s_a = s_h + SEGS * DB * NS;                   // [SEGS][DB][NS] segment decays
   const int d0 = blockIdx.x * DB, bi = blockIdx.y, grp = bi / GRP;
 
@@ -183,15 +199,18 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
         dd = dn;
       }
 #pragma unroll
-      for (int k = 0; k < NPT; ++k) {
-        s_h[(seg * DB + c) * NS + n0 + k] = hz[k];
-        s_a[(seg * DB + c) * NS + n0 + k] = ex2(total * a2[k]);
+      for (int k = 0; k < NPT; k += 4) {  // 16-byte stores (NPT and n0 are multiples of 4)
+        st4(s_h + (seg * DB + c) * NS + n0 + k, make_float4(hz[k], hz[k + 1], hz[k + 2], hz[k + 3]));
+        st4(s_a + (seg * DB + c) * NS + n0 + k,
+            make_float4(ex2(total * a2[k]), ex2(total * a2[k + 1]), ex2(total * a2[k + 2]), ex2(total * a2[k + 3])));
       }
     }
     __syncthreads();
     for (int q = 0; q < seg; ++q) {  // 2b. the state entering this segment: h0 through segments 0 .. seg-1
+      row(s_a + (q * DB + c) * NS + n0, bv);
+      row(s_h + (q * DB + c) * NS + n0, cv);
 #pragma unroll
-      for (int k = 0; k < NPT; ++k) h[k] = s_a[(q * DB + c) * NS + n0 + k] * h[k] + s_h[(q * DB + c) * NS + n0 + k];
+      for (int k = 0; k < NPT; ++k) h[k] = bv[k] * h[k] + cv[k];
     }
   }
   {  // 2c. the walk from the entering state, partial outputs to shared memory
@@ -224,8 +243,16 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
     const int t = i / DB, dd = d0 + i % DB;
     if (dd < DIM) {
       float y = 0.f;
+#if G % 4 == 0
+#pragma unroll
+      for (int g = 0; g < G; g += 4) {
+        const float4 q = ld4(s_y + i * G + g);
+        y += (q.x + q.y) + (q.z + q.w);
+      }
+#else
 #pragma unroll
       for (int g = 0; g < G; ++g) y += s_y[i * G + g];
+#endif
       const float2 gg = s_gg[i];
       st(OUT + bi * so_b + dd * so_d + t * so_l, y * gg.x + gg.y);
     }
@@ -262,7 +289,8 @@ def staged_items(l: int, block_d: int, segs: int, npt: int, block_n: int) -> tup
 def shared_bytes(l: int, block_d: int, segs: int, npt: int, block_n: int) -> int:
     """Dynamic shared memory of one block: the staged steps, the partial outputs, the segment states."""
     rows = _rows(l, segs)
-    return 4 * (rows * (4 * block_d + 2 * block_n + block_d * block_n // npt) + 2 * segs * block_d * block_n)
+    partials = -(-rows * block_d * (block_n // npt) // 4) * 4  # padded to 16 bytes
+    return 4 * (rows * (4 * block_d + 2 * block_n) + partials + 2 * segs * block_d * block_n)
 
 
 def takes(*inputs) -> bool:
