@@ -13,7 +13,7 @@ from endolib.models import create_model
 from endolib.models.mamba import RMSNorm
 from endolib.profiling import floor, harness, scan_check, suite
 from endolib.profiling.baselines import build_baseline
-from endolib.profiling.fast_stream import FastStream, embed_at, fuse_norms
+from endolib.profiling.fast_stream import FastStream, compile_options, embed_at, fuse_norms
 from endolib.profiling.fused_mixer import fold_dt_proj, fuse_mixers
 
 
@@ -109,6 +109,18 @@ def test_fast_stream_variant_equals_eager_step(nano, variant, frames, tol):
         for t in range(frames):
             ref, st = nano.step(x[:, :, t:t + 1], st)
             torch.testing.assert_close(fs.step(x[:, :, t:t + 1]), ref, rtol=tol, atol=tol)
+
+
+def test_compile_options_turn_off_shape_padding():
+    """Inductor without its timed GEMM padding (which made the GPU step 210 or 259 kernels by chance), modes as
+    inductor options; other backends get what they were given."""
+    import torch._inductor.config as inductor_config
+    opts = compile_options(True)["options"]
+    assert opts == {"shape_padding": False}
+    tuned = compile_options(True, "max-autotune-no-cudagraphs")["options"]
+    assert tuned["shape_padding"] is False and tuned["max_autotune"] is True
+    assert all(hasattr(inductor_config, k) for k in tuned)  # names inductor knows (it rejects others)
+    assert compile_options("aot_eager") == {"backend": "aot_eager"}
 
 
 def test_fast_stream_bf16_within_tolerance(nano):
