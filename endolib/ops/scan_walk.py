@@ -105,8 +105,8 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
   float* s_b = (float*)(s_gg + rows * DB);             // [rows][NS]
   float* s_c = s_b + rows * NS;                        // [rows][NS]
   float* s_y = s_c + rows * NS;                        // [rows][DB][G] partial C . h
-  float* s_h = s_y + (rows * DB * G + 3) / 4 * 4;      // [SEGS][DB][NS] end states of the zero walks (16-byte
-                                                       // aligned, as s_b: rows 4 DB and 2 rows NS floats)
+  float* s_h = s_y + (rows * DB * G + 3) / 4 * 4;      // [SEGS][DB][NS] end states of the zero walks; every
+                                                       // array read in 16 bytes starts at a multiple of 4 floats
   float* s_a = s_h + SEGS * DB * NS;                   // [SEGS][DB][NS] segment decays
   const int d0 = blockIdx.x * DB, bi = blockIdx.y, grp = bi / GRP;
 
