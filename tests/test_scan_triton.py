@@ -215,7 +215,8 @@ def test_walk_kernel_on_the_host_matches_reference(spec, d, l, n, dtype, monkeyp
     token-major strided rows, channels and states past the tile masked (d not a multiple of BLOCK_D, n = 5 in
     8 padded states), segments of uneven length, staging in several chunks (l = 600); all optional inputs, then
     none (no softplus)."""
-    host = lambda bd, segs, npt, bn, dt, items, _: HostKernel(scan_walk.source(bd, segs, npt, bn, dt, items))  # noqa: E731
+    def host(block_d, segs, npt, block_n, dtype, items, device_index):  # scan_walk._kernel, built for the CPU
+        return HostKernel(scan_walk.source(block_d, segs, npt, block_n, dtype, items))
     monkeypatch.setattr(scan_walk, "_kernel", host)
     tiles = scan_triton.parse_tiles(spec, n)
     g = torch.Generator().manual_seed(int.from_bytes(os.urandom(2), "little"))
@@ -303,7 +304,8 @@ def test_walk_tiles_split_into_16_byte_state_groups():
     # 128 threads stage 16 steps of a channel and 8 of a state index at a time: 201 rows take 13 and 26 turns
     assert scan_walk.staged_items(197, 8, 4, 4, 16) == (13, 26) and scan_walk.staged_items(192, 8, 4, 4, 16) == (13, 25)
     src = scan_walk.source(8, 4, 4, 16, torch.bfloat16, (13, 26))
-    assert "#define CIT 13" in src and "#define SIT 26" in src and "#define NPT 4" in src and "#define SEGS 4" in src and "#define IN_BITS 16" in src
+    for define in ("CIT 13", "SIT 26", "NPT 4", "SEGS 4", "IN_BITS 16"):
+        assert f"#define {define}" in src, define
     assert re.search(r"__[A-Z]+__", src) is None, "a template placeholder was left in the source"
 
 

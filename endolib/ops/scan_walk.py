@@ -274,6 +274,11 @@ def split(block_d: int, segs: int, warps: int, block_n: int) -> int:
     return npt
 
 
+def _threads(block_d: int, segs: int, npt: int, block_n: int) -> int:
+    """Threads of a block (NT): BLOCK_D channels x SEGS segments x BLOCK_N / NPT state groups."""
+    return block_d * segs * block_n // npt
+
+
 def _rows(l: int, segs: int) -> int:
     """Steps a block stages: whole segments and one step more, as the walks read a step ahead."""
     return segs * math.ceil(l / segs) + 1
@@ -282,7 +287,7 @@ def _rows(l: int, segs: int) -> int:
 def staged_items(l: int, block_d: int, segs: int, npt: int, block_n: int) -> tuple:
     """Steps each thread stages for a sequence of l steps (compiled into the kernel): of the per-channel
     arrays (its threads cover NT / BLOCK_D steps at a time) and of B and C (NT / BLOCK_N at a time)."""
-    threads, rows = block_d * segs * block_n // npt, _rows(l, segs)
+    threads, rows = _threads(block_d, segs, npt, block_n), _rows(l, segs)
     return math.ceil(rows / (threads // block_d)), math.ceil(rows / (threads // block_n))
 
 
@@ -332,7 +337,7 @@ def fits(l: int, tiles, device) -> bool:
 def source(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, items: tuple) -> str:
     """The kernel's CUDA C source for one tile, input dtype (float32 or bfloat16) and `staged_items`."""
     bits = {torch.float32: 32, torch.bfloat16: 16}[dtype]
-    threads = block_d * segs * block_n // npt
+    threads = _threads(block_d, segs, npt, block_n)
     subs = {"__PB__": max(1, min(16, 4096 // threads)), "__DB__": block_d, "__NS__": block_n, "__NPT__": npt,
             "__SEGS__": segs, "__BITS__": bits, "__CIT__": items[0], "__SIT__": items[1]}
     text = _SOURCE
