@@ -108,15 +108,18 @@ def write_result_rows(rows, path) -> Path:
     """Write result rows (dicts or a DataFrame) to `path` ('.csv', or a task name -> outputs/results/<task>.csv).
 
     Rows already in the file with the same task / dataset / metric / checkpoint / seed / split (/ mode)
-    are replaced, others are kept, so re-running one configuration updates only its own rows."""
+    are replaced in place, others are kept, so re-running one configuration updates only its own rows and
+    leaves the file's row order (and a clean git tree) as it was."""
     path = _result_path(path)
     new = _normalise(rows)
     if path.is_file():
         old = _apply_aliases(pd.read_csv(path))
         key = [c for c in _KEY if c in new and c in old]
         both = pd.concat([old, new], ignore_index=True)
-        keys = pd.DataFrame({c: both[c].map(_key_str) for c in key})
-        new = both[~keys.duplicated(keep="last")]
+        keys = pd.Series(["\x1f".join(r) for r in zip(*(both[c].map(_key_str) for c in key))])
+        first = pd.Series(range(len(both))).groupby(keys).transform("min")  # where each key first appears
+        last = ~keys.duplicated(keep="last")
+        new = both[last].iloc[first[last].argsort(kind="stable")]
     atomic_write_text(new.to_csv(index=False), path)
     log.info("wrote %d result rows to %s", len(new), path)
     return path

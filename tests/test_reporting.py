@@ -31,8 +31,12 @@ def test_rewrite_replaces_same_key_keeps_others(tmp_path):
     R.write_result_rows([_row(task="segmentation", dataset="cvc12k", metric="dice", value=0.5, seed=0),
                          _row(task="segmentation", dataset="cvc12k", metric="dice", value=0.6, seed=1)], path)
     R.write_result_rows([_row(task="segmentation", dataset="cvc12k", metric="dice", value=0.7, seed=0)], path)
-    df = pd.read_csv(path).sort_values("seed")
-    assert df["value"].tolist() == [0.7, 0.6]
+    df = pd.read_csv(path)
+    assert df["value"].tolist() == [0.7, 0.6] and df["seed"].tolist() == [0, 1]  # replaced where it stood
+    R.write_result_rows([_row(task="segmentation", dataset="cvc12k", metric="iou", value=0.4, seed=0),
+                         _row(task="segmentation", dataset="cvc12k", metric="dice", value=0.8, seed=1)], path)
+    df = pd.read_csv(path)
+    assert list(zip(df["metric"], df["seed"], df["value"])) == [("dice", 0, 0.7), ("dice", 1, 0.8), ("iou", 0, 0.4)]
 
 
 def test_bare_task_name_goes_to_outputs_results(tmp_path, monkeypatch):
