@@ -208,15 +208,17 @@ def test_triton_matches_reference_cuda(reverse, tiles, monkeypatch):
                                                   ("6,16,3,walk", 12, 37, 4, torch.float32),
                                                   ("8,4,4,walk", 12, 600, 16, torch.float32),
                                                   ("8,16,16,walk", 12, 197, 16, torch.bfloat16),
+                                                  ("6,16,12,walk", 12, 197, 16, torch.bfloat16),
+                                                  ("3,32,12,walk", 6, 197, 16, torch.float32),
                                                   ("12,16,24,walk", 24, 197, 16, torch.bfloat16)])
 def test_walk_kernel_on_the_host_matches_reference(spec, d, l, n, dtype, monkeypatch):
     """The 'walk' kernel's CUDA C compiled for this CPU (tests/walk_host.py: the same source, every block's
     threads as OS threads) vs the float64 loop, on fresh random inputs: two groups with their own A / D / bias,
     token-major strided rows, channels and states past the tile masked (d not a multiple of BLOCK_D, n = 5 in
-    8 padded states), segments of uneven length, staging in several chunks (l = 600); all optional inputs, then
-    none (no softplus)."""
-    def host(block_d, segs, npt, block_n, dtype, items, device_index):  # scan_walk._kernel, built for the CPU
-        return HostKernel(scan_walk.source(block_d, segs, npt, block_n, dtype, items))
+    8 padded states), segments of uneven length, 32 segments (the state passing in several rounds), staging in
+    several chunks (l = 600); all optional inputs, then none (no softplus)."""
+    def host(block_d, segs, npt, block_n, dtype, counts, device_index):  # scan_walk._kernel, built for the CPU
+        return HostKernel(scan_walk.source(block_d, segs, npt, block_n, dtype, counts))
     monkeypatch.setattr(scan_walk, "_kernel", host)
     tiles = scan_triton.parse_tiles(spec, n)
     g = torch.Generator().manual_seed(int.from_bytes(os.urandom(2), "little"))
@@ -301,10 +303,11 @@ def test_walk_tiles_split_into_16_byte_state_groups():
             scan_walk.split(*bad)
     rows = 4 * 50 + 1  # 197 steps in 4 segments of 50, and the step the walks read ahead
     assert scan_walk.shared_bytes(197, 8, 4, 4, 16) == 4 * (rows * (4 * 8 + 2 * 16 + 8 * 4) + 2 * 4 * 8 * 16)
-    # 128 threads stage 16 steps of a channel and 8 of a state index at a time: 201 rows take 13 and 26 turns
-    assert scan_walk.staged_items(197, 8, 4, 4, 16) == (13, 26) and scan_walk.staged_items(192, 8, 4, 4, 16) == (13, 25)
-    src = scan_walk.source(8, 4, 4, 16, torch.bfloat16, (13, 26))
-    for define in ("CIT 13", "SIT 26", "NPT 4", "SEGS 4", "IN_BITS 16"):
+    # segments of 50 steps; 128 threads stage 16 steps of a channel and 8 of a state index at a time: 201 rows
+    # take 13 and 26 turns
+    assert scan_walk.step_counts(197, 8, 4, 4, 16) == (50, 13, 26) and scan_walk.step_counts(192, 8, 4, 4, 16) == (48, 13, 25)
+    src = scan_walk.source(8, 4, 4, 16, torch.bfloat16, (50, 13, 26))
+    for define in ("SEG 50", "CIT 13", "SIT 26", "NPT 4", "SEGS 4", "IN_BITS 16"):
         assert f"#define {define}" in src, define
     assert re.search(r"__[A-Z]+__", src) is None, "a template placeholder was left in the source"
 

@@ -71,14 +71,14 @@ extern "C" int launch(int gx, int gy, int threads, void** p, const int* v) {  //
                     (const io_t*)p[4], (const float*)p[5], (const io_t*)p[6], (const float*)p[7],
                     (const float*)p[8], (io_t*)p[9], (float*)p[10], v[0], v[1], v[2], v[3], v[4], v[5],
                     v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18],
-                    v[19], v[20], v[21], v[22], v[23]);
+                    v[19], v[20], v[21], v[22]);
         });
       for (auto& th : pool) th.join();
     }
   return misaligned;
 }
 """
-_POINTERS, _INTS = 11, 24  # the kernel's pointer and int parameters, in order
+_POINTERS, _INTS = 11, 23  # the kernel's pointer and int parameters, in order
 
 
 def compiler() -> str:

@@ -462,7 +462,7 @@ SEQ_MAX_L = 1024  # 'seq' walks L / segments steps one by one: longer sequences 
 # scan_tiles_gpu.csv: the NVRTC 'walk' kernel, temporal 6.8 us (Triton 'seq' 12.6, chunked 16.2), fused spatial
 # 8.6 us (Triton 'seq' 18.6, chunked 24.7); where NVRTC is missing they fall back to the heuristic Triton tiles.
 # Other GPUs may prefer others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
-TUNED = {(1, 768, 16): "6,16,12,walk", (2, 768, 16): "12,8,12,walk"}
+TUNED = {(1, 768, 16): "6,16,12,walk", (2, 768, 16): "12,16,24,walk"}
 
 
 def parse_tiles(spec: str, n: int) -> Tiles:

@@ -7,10 +7,10 @@ issue- and latency-bound with one warp per scheduler (endolib/profiling/NOTES.md
 call"); plain Triton cannot place the workspace in shared memory or keep the y reduction out of the walk.
 Here one block owns BLOCK_D channels of one batch element:
   1. all threads stage the per-step inputs in shared memory: (delta, delta u), (silu(z), D u silu(z)), B, C;
-  2. the sequence is cut into SEGMENTS walked in parallel, one warp-aligned group of threads per segment,
-     each thread holding NPT = BLOCK_N * BLOCK_D * SEGMENTS / (32 WARPS) states of one channel in registers:
-     a walk from a zero state gives each segment's end state and decay; then the state entering each
-     segment, from h0; then a second walk from that state writes per-thread partial sums C_t . h_t to
+  2. the sequence is cut into SEGMENTS walked in parallel, one group of threads per segment, each thread
+     holding NPT = BLOCK_N * BLOCK_D * SEGMENTS / (32 WARPS) states of one channel in registers: a walk
+     from a zero state gives each segment's end state and decay; the threads holding h0 chain them into the
+     state entering each segment; a second walk from that state writes per-thread partial sums C_t . h_t to
      shared memory (no shuffles, no global stores in the walk);
   3. all threads reduce the partials, gate them and store y.
 NVRTC ships with PyTorch's CUDA wheels (`torch.cuda._compile_kernel`): no extension build, no nvcc. The
@@ -24,6 +24,8 @@ import math
 import torch
 
 log = logging.getLogger(__name__)
+FULL_UNROLL = 16  # segments of up to this many steps are walked fully unrolled (H200: 16-segment tiles at
+                  # L = 197 gained 0.1-0.6 us a call, 25-step segments lost 0.1-0.3 us; NOTES.md, stop 14)
 
 _SOURCE = r"""
 #define DB __DB__
@@ -34,6 +36,7 @@ _SOURCE = r"""
 #define NT (SEGS * DB * G)
 #define IN_BITS __BITS__  // 32: float32 inputs and output, 16: bfloat16
 #define PB __PB__  // staging: loads per thread and array in flight before their math
+#define SEG __SEG__  // steps a segment: ceil(L / SEGS)
 #define CIT __CIT__  // staged steps a thread of the per-channel arrays: ceil(rows / (NT / DB))
 #define SIT __SIT__  // and of B and C: ceil(rows / (NT / NS))
 #define CPB (CIT < PB ? CIT : PB)
@@ -93,7 +96,7 @@ __device__ __forceinline__ void row(const float* p, float* v) {  // NPT consecut
 extern "C" __global__ void __launch_bounds__(NT) walk_scan(
     const io_t* U, const io_t* DT, const float* A, const io_t* Bm, const io_t* Cm, const float* Dv,
     const io_t* Z, const float* BIAS, const float* H0, io_t* OUT, float* HLAST,
-    int L, int SEG, int DIM, int NSTATE, int GRP, int flags,
+    int L, int DIM, int NSTATE, int GRP, int flags,
     int su_b, int su_d, int su_l, int sdt_b, int sdt_d, int sdt_l, int sz_b, int sz_d, int sz_l,
     int sb_b, int sb_n, int sb_l, int sc_b, int sc_n, int sc_l, int so_b, int so_d, int so_l) {
   const bool has_d = flags & 1, has_z = flags & 2, has_bias = flags & 4, softplus = flags & 8, has_h0 = flags & 16;
@@ -105,8 +108,9 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
   float* s_b = (float*)(s_gg + rows * DB);             // [rows][NS]
   float* s_c = s_b + rows * NS;                        // [rows][NS]
   float* s_y = s_c + rows * NS;                        // [rows][DB][G] partial C . h
-  float* s_h = s_y + (rows * DB * G + 3) / 4 * 4;      // [SEGS][DB][NS] end states of the zero walks; every
-                                                       // array read in 16 bytes starts at a multiple of 4 floats
+  float* s_h = s_y + (rows * DB * G + 3) / 4 * 4;      // [SEGS][DB][NS] end states of the zero walks, then the
+                                                       // states entering the segments; every array read in 16
+                                                       // bytes starts at a multiple of 4 floats
   float* s_a = s_h + SEGS * DB * NS;                   // [SEGS][DB][NS] segment decays
   const int d0 = blockIdx.x * DB, bi = blockIdx.y, grp = bi / GRP;
 
@@ -182,43 +186,65 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
 
   // The walks load step t + 1 before computing step t: shared-memory loads then overlap the math (the compiler
   // keeps them after the previous step's store otherwise, as it cannot tell the arrays apart).
-  if (SEGS > 1) {  // 2a. each segment but the last from a zero state: its end state and decay
-    if (seg < SEGS - 1) {
-      float hz[NPT], total = 0.f;
+  if (seg < SEGS - 1) {  // 2a. each segment but the last from a zero state: its end state and decay
+    float hz[NPT], total = 0.f;
 #pragma unroll
-      for (int k = 0; k < NPT; ++k) hz[k] = 0.f;
-      float2 dd = s_dd[t0 * DB + c];
-      row(s_b + t0 * NS + n0, bv);
-#pragma unroll 4
-      for (int t = t0; t < t0 + SEG; ++t) {
-        const float2 dn = s_dd[(t + 1) * DB + c];
-        row(s_b + (t + 1) * NS + n0, bn);
+    for (int k = 0; k < NPT; ++k) hz[k] = 0.f;
+    float2 dd = s_dd[t0 * DB + c];
+    row(s_b + t0 * NS + n0, bv);
+#pragma unroll __WU__
+    for (int s = 0; s < SEG; ++s) {
+      const int t = t0 + s;
+      const float2 dn = s_dd[(t + 1) * DB + c];
+      row(s_b + (t + 1) * NS + n0, bn);
 #pragma unroll
-        for (int k = 0; k < NPT; ++k) { hz[k] = ex2(dd.x * a2[k]) * hz[k] + dd.y * bv[k]; bv[k] = bn[k]; }
-        total += dd.x;
-        dd = dn;
-      }
+      for (int k = 0; k < NPT; ++k) { hz[k] = ex2(dd.x * a2[k]) * hz[k] + dd.y * bv[k]; bv[k] = bn[k]; }
+      total += dd.x;
+      dd = dn;
+    }
 #pragma unroll
-      for (int k = 0; k < NPT; k += 4) {  // 16-byte stores (NPT and n0 are multiples of 4)
-        st4(s_h + (seg * DB + c) * NS + n0 + k, make_float4(hz[k], hz[k + 1], hz[k + 2], hz[k + 3]));
-        st4(s_a + (seg * DB + c) * NS + n0 + k,
-            make_float4(ex2(total * a2[k]), ex2(total * a2[k + 1]), ex2(total * a2[k + 2]), ex2(total * a2[k + 3])));
+    for (int k = 0; k < NPT; k += 4) {  // 16-byte stores (NPT and n0 are multiples of 4)
+      st4(s_h + (seg * DB + c) * NS + n0 + k, make_float4(hz[k], hz[k + 1], hz[k + 2], hz[k + 3]));
+      st4(s_a + (seg * DB + c) * NS + n0 + k,
+          make_float4(ex2(total * a2[k]), ex2(total * a2[k + 1]), ex2(total * a2[k + 2]), ex2(total * a2[k + 3])));
+    }
+  }
+  if (SEGS > 1) {  // 2b. the state entering each segment: h0 through the segments before it
+    __syncthreads();
+    if (seg == 0) {  // the threads holding h0 chain the segments, writing over s_h the state entering seg q + 1
+      float hp[NPT];
+#pragma unroll
+      for (int k = 0; k < NPT; ++k) hp[k] = h[k];
+#pragma unroll
+      for (int q0 = 0; q0 < SEGS - 1; q0 += 4) {  // loads of 4 segments in flight, then their 4 dependent steps
+        float av[4][NPT], hv[4][NPT];
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (q0 + j < SEGS - 1) {
+            row(s_a + ((q0 + j) * DB + c) * NS + n0, av[j]);
+            row(s_h + ((q0 + j) * DB + c) * NS + n0, hv[j]);
+          }
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (q0 + j < SEGS - 1) {
+#pragma unroll
+            for (int k = 0; k < NPT; ++k) hp[k] = av[j][k] * hp[k] + hv[j][k];
+#pragma unroll
+            for (int k = 0; k < NPT; k += 4)
+              st4(s_h + ((q0 + j) * DB + c) * NS + n0 + k, make_float4(hp[k], hp[k + 1], hp[k + 2], hp[k + 3]));
+          }
       }
     }
     __syncthreads();
-    for (int q = 0; q < seg; ++q) {  // 2b. the state entering this segment: h0 through segments 0 .. seg-1
-      row(s_a + (q * DB + c) * NS + n0, bv);
-      row(s_h + (q * DB + c) * NS + n0, cv);
-#pragma unroll
-      for (int k = 0; k < NPT; ++k) h[k] = bv[k] * h[k] + cv[k];
-    }
+    if (seg > 0) row(s_h + ((seg - 1) * DB + c) * NS + n0, h);
   }
   {  // 2c. the walk from the entering state, partial outputs to shared memory
     float2 dd = s_dd[t0 * DB + c];
     row(s_b + t0 * NS + n0, bv);
     row(s_c + t0 * NS + n0, cv);
-#pragma unroll 4
-    for (int t = t0; t < t0 + SEG; ++t) {
+#pragma unroll __WU__
+    for (int s = 0; s < SEG; ++s) {
+      const int t = t0 + s;
       const float2 dn = s_dd[(t + 1) * DB + c];
       row(s_b + (t + 1) * NS + n0, bn);
       row(s_c + (t + 1) * NS + n0, cn);
@@ -284,11 +310,12 @@ def _rows(l: int, segs: int) -> int:
     return segs * math.ceil(l / segs) + 1
 
 
-def staged_items(l: int, block_d: int, segs: int, npt: int, block_n: int) -> tuple:
-    """Steps each thread stages for a sequence of l steps (compiled into the kernel): of the per-channel
-    arrays (its threads cover NT / BLOCK_D steps at a time) and of B and C (NT / BLOCK_N at a time)."""
+def step_counts(l: int, block_d: int, segs: int, npt: int, block_n: int) -> tuple:
+    """Step counts compiled into the kernel for a sequence of l steps: a segment's steps, and the steps each
+    thread stages of the per-channel arrays (its threads cover NT / BLOCK_D steps at a time) and of B and C
+    (NT / BLOCK_N at a time)."""
     threads, rows = _threads(block_d, segs, npt, block_n), _rows(l, segs)
-    return math.ceil(rows / (threads // block_d)), math.ceil(rows / (threads // block_n))
+    return math.ceil(l / segs), math.ceil(rows / (threads // block_d)), math.ceil(rows / (threads // block_n))
 
 
 def shared_bytes(l: int, block_d: int, segs: int, npt: int, block_n: int) -> int:
@@ -334,12 +361,13 @@ def fits(l: int, tiles, device) -> bool:
     return shared_bytes(l, tiles.block_d, tiles.chunk, npt, tiles.block_n) <= limit
 
 
-def source(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, items: tuple) -> str:
-    """The kernel's CUDA C source for one tile, input dtype (float32 or bfloat16) and `staged_items`."""
+def source(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, counts: tuple) -> str:
+    """The kernel's CUDA C source for one tile, input dtype (float32 or bfloat16) and `step_counts`."""
     bits = {torch.float32: 32, torch.bfloat16: 16}[dtype]
-    threads = _threads(block_d, segs, npt, block_n)
+    threads, (seg, cit, sit) = _threads(block_d, segs, npt, block_n), counts
     subs = {"__PB__": max(1, min(16, 4096 // threads)), "__DB__": block_d, "__NS__": block_n, "__NPT__": npt,
-            "__SEGS__": segs, "__BITS__": bits, "__CIT__": items[0], "__SIT__": items[1]}
+            "__SEGS__": segs, "__BITS__": bits, "__SEG__": seg, "__CIT__": cit, "__SIT__": sit,
+            "__WU__": seg if seg <= FULL_UNROLL else 4}
     text = _SOURCE
     for k, v in subs.items():
         text = text.replace(k, str(v))
@@ -347,10 +375,10 @@ def source(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, 
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, items: tuple, device_index: int):
+def _kernel(block_d: int, segs: int, npt: int, block_n: int, dtype: torch.dtype, counts: tuple, device_index: int):
     from torch.cuda import _compile_kernel  # NVRTC (private in torch 2.8-2.13)
     with torch.cuda.device(device_index):
-        return _compile_kernel(source(block_d, segs, npt, block_n, dtype, items), "walk_scan")
+        return _compile_kernel(source(block_d, segs, npt, block_n, dtype, counts), "walk_scan")
 
 
 def forward(args: tuple, strides: tuple, grp: int, flags: dict, tiles) -> None:
@@ -362,12 +390,12 @@ def forward(args: tuple, strides: tuple, grp: int, flags: dict, tiles) -> None:
     if max(sum((s - 1) * st for s, st in zip(t.shape, t.stride())) for t in (u, delta, B, C, out)) >= 2 ** 31:
         raise ValueError("the 'walk' scan indexes with 32-bit integers: split the batch below 2^31 elements")
     npt = split(tiles.block_d, tiles.chunk, tiles.warps, tiles.block_n)
-    items = staged_items(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)  # one compile per few lengths
-    kern = _kernel(tiles.block_d, tiles.chunk, npt, tiles.block_n, u.dtype, items, u.device.index or 0)
+    counts = step_counts(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)  # one compile per few lengths
+    kern = _kernel(tiles.block_d, tiles.chunk, npt, tiles.block_n, u.dtype, counts, u.device.index or 0)
     smem = shared_bytes(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)
     if smem > getattr(kern, "_max_shared_mem_bytes", 0):  # above 48 KB a kernel must ask for its shared memory
         kern.set_shared_memory_config(smem)
     bits = sum(int(flags[k]) << i for i, k in enumerate(("HAS_D", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "HAS_H0")))
     kern(grid=(math.ceil(d / tiles.block_d), b, 1), block=(32 * tiles.warps, 1, 1), shared_mem=smem,
-         args=[u, delta, A, B, C, D, z, bias, h0, out, last, l, math.ceil(l / tiles.chunk), d, n, grp, bits,
+         args=[u, delta, A, B, C, D, z, bias, h0, out, last, l, d, n, grp, bits,
                *strides])

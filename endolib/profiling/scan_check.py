@@ -161,7 +161,8 @@ def time_backends(backends, device, b=1, d=768, l=197, n=16, iters: int = 50) ->
 TILE_CHOICES = ("2,128,4", "2,64,1,tlast", "8,4,4,seq2", "8,4,4,seq4", "16,4,8,seq2", "16,4,8,seq4",
                 "8,8,8,seq2", "16,2,4,seq4", "8,2,2,seq4",
                 "8,8,8,walk", "8,16,16,walk", "4,16,8,walk", "16,8,16,walk", "16,16,32,walk",
-                "6,8,6,walk", "6,16,12,walk", "12,8,12,walk", "12,16,24,walk", "12,4,6,walk")
+                "6,8,6,walk", "6,16,12,walk", "12,8,12,walk", "12,16,24,walk", "12,4,6,walk",
+                "3,32,12,walk", "4,32,16,walk", "6,32,24,walk")
 
 
 def time_tiles(device, tiles=("auto",) + TILE_CHOICES, d: int = 768, l: int = 197, n: int = 16) -> list:
