@@ -459,8 +459,8 @@ SEQ_MAX_L = 1024  # 'seq' walks L / segments steps one by one: longer sequences 
 
 # Tiles measured best on an H200 for the batch-1 streaming shapes of endomamba_small (L = 197, token-major
 # strides) in CUDA graphs, keyed by (batch, d, n): `scan_check.time_tiles` -> outputs/benchmarks/
-# scan_tiles_gpu.csv: the NVRTC 'walk' kernel, temporal 6.8 us (Triton 'seq' 12.6, chunked 16.2), fused spatial
-# 8.6 us (Triton 'seq' 18.6, chunked 24.7); where NVRTC is missing they fall back to the heuristic Triton tiles.
+# scan_tiles_gpu.csv: the NVRTC 'walk' kernel, temporal 6.2 us (Triton 'seq' 12.6, chunked 16.2), fused spatial
+# 7.9 us (Triton 'seq' 18.6, chunked 24.7); where NVRTC is missing they fall back to the heuristic Triton tiles.
 # Other GPUs may prefer others: `python -m endolib.profiling.gpu --only fast --tiles-bench` measures and uses theirs.
 TUNED = {(1, 768, 16): "6,16,12,walk", (2, 768, 16): "12,16,24,walk"}
 
