@@ -305,7 +305,8 @@ def test_walk_tiles_split_into_16_byte_state_groups():
     assert scan_walk.shared_bytes(197, 8, 4, 4, 16) == 4 * (rows * (4 * 8 + 2 * 16 + 8 * 4) + 2 * 4 * 8 * 16)
     # segments of 50 steps; 128 threads stage 16 steps of a channel and 8 of a state index at a time: 201 rows
     # take 13 and 26 turns
-    assert scan_walk.step_counts(197, 8, 4, 4, 16) == (50, 13, 26) and scan_walk.step_counts(192, 8, 4, 4, 16) == (48, 13, 25)
+    assert scan_walk.step_counts(197, 8, 4, 4, 16) == (50, 13, 26)
+    assert scan_walk.step_counts(192, 8, 4, 4, 16) == (48, 13, 25)
     src = scan_walk.source(8, 4, 4, 16, torch.bfloat16, (50, 13, 26))
     for define in ("SEG 50", "CIT 13", "SIT 26", "NPT 4", "SEGS 4", "IN_BITS 16"):
         assert f"#define {define}" in src, define

@@ -92,6 +92,10 @@ __device__ __forceinline__ void row(const float* p, float* v) {  // NPT consecut
     v[k] = q.x; v[k + 1] = q.y; v[k + 2] = q.z; v[k + 3] = q.w;
   }
 }
+__device__ __forceinline__ void put_row(float* p, const float* v) {  // the store of `row`
+#pragma unroll
+  for (int k = 0; k < NPT; k += 4) st4(p + k, make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]));
+}
 
 extern "C" __global__ void __launch_bounds__(NT) walk_scan(
     const io_t* U, const io_t* DT, const float* A, const io_t* Bm, const io_t* Cm, const float* Dv,
@@ -202,12 +206,11 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
       total += dd.x;
       dd = dn;
     }
+    float decay[NPT];
 #pragma unroll
-    for (int k = 0; k < NPT; k += 4) {  // 16-byte stores (NPT and n0 are multiples of 4)
-      st4(s_h + (seg * DB + c) * NS + n0 + k, make_float4(hz[k], hz[k + 1], hz[k + 2], hz[k + 3]));
-      st4(s_a + (seg * DB + c) * NS + n0 + k,
-          make_float4(ex2(total * a2[k]), ex2(total * a2[k + 1]), ex2(total * a2[k + 2]), ex2(total * a2[k + 3])));
-    }
+    for (int k = 0; k < NPT; ++k) decay[k] = ex2(total * a2[k]);
+    put_row(s_h + (seg * DB + c) * NS + n0, hz);
+    put_row(s_a + (seg * DB + c) * NS + n0, decay);
   }
   if (SEGS > 1) {  // 2b. the state entering each segment: h0 through the segments before it
     __syncthreads();
@@ -229,9 +232,7 @@ extern "C" __global__ void __launch_bounds__(NT) walk_scan(
           if (q0 + j < SEGS - 1) {
 #pragma unroll
             for (int k = 0; k < NPT; ++k) hp[k] = av[j][k] * hp[k] + hv[j][k];
-#pragma unroll
-            for (int k = 0; k < NPT; k += 4)
-              st4(s_h + ((q0 + j) * DB + c) * NS + n0 + k, make_float4(hp[k], hp[k + 1], hp[k + 2], hp[k + 3]));
+            put_row(s_h + ((q0 + j) * DB + c) * NS + n0, hp);
           }
       }
     }
@@ -390,7 +391,7 @@ def forward(args: tuple, strides: tuple, grp: int, flags: dict, tiles) -> None:
     if max(sum((s - 1) * st for s, st in zip(t.shape, t.stride())) for t in (u, delta, B, C, out)) >= 2 ** 31:
         raise ValueError("the 'walk' scan indexes with 32-bit integers: split the batch below 2^31 elements")
     npt = split(tiles.block_d, tiles.chunk, tiles.warps, tiles.block_n)
-    counts = step_counts(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)  # one compile per few lengths
+    counts = step_counts(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)  # one compile per segment length
     kern = _kernel(tiles.block_d, tiles.chunk, npt, tiles.block_n, u.dtype, counts, u.device.index or 0)
     smem = shared_bytes(l, tiles.block_d, tiles.chunk, npt, tiles.block_n)
     if smem > getattr(kern, "_max_shared_mem_bytes", 0):  # above 48 KB a kernel must ask for its shared memory
