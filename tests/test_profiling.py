@@ -1,4 +1,5 @@
 """Profiling: harness rows and memory, FastStream == eager step, floor counts, baselines, scan checks, GPU module."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from endolib.profiling import floor, harness, scan_check, suite
 from endolib.profiling.baselines import build_baseline
 from endolib.profiling.fast_stream import FastStream, compile_options, embed_at, fuse_norms
 from endolib.profiling.fused_mixer import fold_dt_proj, fuse_mixers
+from walk_host import HostKernel, compiler
 
 
 @pytest.fixture(scope="module")
@@ -392,3 +394,39 @@ def test_scan_phases_patch_the_seq_kernel():
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["7"] == [0.0, 0.0], res
     assert res["3"][1] > 1e-3, res
+
+
+@pytest.mark.skipif(not compiler() or importlib.util.find_spec("triton") is None,
+                    reason="needs a C++ compiler (g++ / clang++) and triton")
+def test_scan_phases_patch_the_walk_kernel(monkeypatch):
+    """scan_phases' patched 'walk' kernel, compiled for this CPU (tests/walk_host.py), with every phase on (PH=31)
+    computes exactly what the real kernel does; without the state passing (PH=27) the segments after the first
+    start from h0 instead of the passed state: another last state (the flags switch real work); back outside, the
+    real kernel again. A kernel text the patches no longer match fails loudly."""
+    from endolib.ops import scan_triton, scan_walk
+    from endolib.profiling import scan_phases
+    monkeypatch.setattr(scan_walk, "_kernel", lambda bd, segs, npt, bn, dtype, counts, dev: HostKernel(
+        scan_walk.source(bd, segs, npt, bn, dtype, counts)))
+    g = torch.Generator().manual_seed(int.from_bytes(os.urandom(2), "little"))
+    b, d, l, n = 1, 12, 37, 16
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    u, dt, z, B, C = (r(b, d, l), r(b, d, l) * 0.5 - 1, r(b, d, l), r(b, n, l), r(b, n, l))
+    A, D, bias, h0 = -torch.exp(r(1, d, n) * 0.5), r(1, d), r(1, d) * 0.3, r(b, d, n)
+
+    def run():
+        out, last = scan_triton._empty_out(u, False), torch.empty(b, d, n)
+        args, strides, flags = scan_triton.kernel_args(u, dt, A, B, C, D, z, bias, h0, True, out, last)
+        scan_walk.forward(args, strides, b, flags, scan_triton.parse_tiles("8,4,4,walk", n))
+        return out, last
+
+    y, last = run()
+    with scan_phases._walk_phases(31):
+        y31, last31 = run()
+    with scan_phases._walk_phases(27):
+        _, last27 = run()
+    y_after, _ = run()
+    assert torch.equal(y31, y) and torch.equal(last31, last) and torch.equal(y_after, y)
+    assert (last27 - last).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="no longer match scan_walk.source"):
+        scan_phases.patched_walk_source(scan_walk.source(8, 4, 4, 16, torch.float32, (10, 2, 3)).replace(
+            "// 2c.", "// 2c, renamed"), 31)

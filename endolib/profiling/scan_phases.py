@@ -1,15 +1,19 @@
-"""Where a 'seq' scan call spends its time: the kernel with phases switched off, timed inside CUDA graphs.
+"""Where a scan call spends its time: the 'seq' and 'walk' kernels with phases switched off, timed in CUDA graphs.
 
-    python -m endolib.profiling.scan_phases --out DIR      # ~1.5 min on an H200 -> DIR/scan_phases_gpu.csv
+    python -m endolib.profiling.scan_phases --out DIR      # ~2.5 min on an H200 -> DIR/scan_phases_gpu.csv
 
-A diagnostic, not a fast path. It compiles a copy of `scan_triton._fwd_seq_kernel` whose source is patched
-(PATCHES: each must match the kernel's text exactly once, so an edit of the kernel that breaks one fails
-loudly; tested) to take one more constexpr, PH, a sum of flags:
+A diagnostic, not a fast path. It compiles copies of the kernels whose sources are patched (PATCHES for the
+Triton 'seq' kernel, `scan_triton._fwd_seq_kernel`; WALK_PATCHES for the CUDA C 'walk' kernel,
+`scan_walk.source`: each must match its kernel's text exactly once, so an edit of a kernel that breaks one
+fails loudly; tested) to take one more constant, PH, a sum of flags. 'seq' (FLAGS):
     1 the prologue (per-step inputs staged into the workspace),  2 the zero-state walk and the state passing,
     4 the walk writing y,  8 that walk reads the same workspace rows at every step (always cached),
     16 that walk stores no y,  32 after the prologue, prefetch the program's workspace into L1.
+'walk' (WALK_FLAGS): 1 staging, 2 the zero walks, 4 the state passing, 8 the walk writing partial outputs,
+    16 the output pass (reduce, gate, store); PH=0 leaves the launch, the A / h0 loads and the last state.
 With phases off the results are wrong by design: only the times mean something, and the difference of two rows
-is a phase's cost (PH=5 minus PH=1: the walk writing y). The two streaming shapes of `scan_check.time_tiles`.
+is a phase's cost (PH=5 minus PH=1: the 'seq' walk writing y). The two streaming shapes of
+`scan_check.time_tiles`.
 """
 import argparse
 import importlib.util
@@ -30,6 +34,7 @@ from endolib.utils import atomic_write_text
 log = logging.getLogger(__name__)
 FLAGS = {1: "prologue", 2: "zero walk + passing", 4: "walk writing y", 8: "fixed rows", 16: "no y stores",
          32: "L1 prefetch"}
+WALK_FLAGS = {1: "staging", 2: "zero walks", 4: "state passing", 8: "walk writing partials", 16: "output"}
 # the kernel's body is indented by 4 after textwrap.dedent
 _WALK_Y = ("        nxt = _seq_group_loads(ws + (first + s0 + UNROLL) * W, W, BLOCK_D, BLOCK_N, True, UNROLL)\n"
            "        h = _seq_walk(cur, h, A2, o_ptr, first + s0, L, dmask, so_l, UNROLL, INTERPRET)\n")
@@ -46,6 +51,16 @@ PATCHES = [  # (kernel text, replacement)
     (_WALK_Y, _WALK_Y.replace("(first + s0 + UNROLL)", "(first + (s0 + UNROLL) * (1 - (PH // 8) % 2))")
      .replace("first + s0, L,", "first + s0, L * (1 - (PH // 16) % 2),")),
 ]
+WALK_PATCHES = [  # (kernel text, replacement): each phase of the 'walk' kernel behind a bit of PH
+    ("  // 1. staging", "  if (PH & 1) {\n  // 1. staging"),
+    ("  __syncthreads();\n\n  // The walks load", "  }\n  __syncthreads();\n\n  // The walks load"),
+    ("  if (seg < SEGS - 1) {  // 2a.", "  if ((PH & 2) && seg < SEGS - 1) {  // 2a."),
+    ("  if (SEGS > 1) {  // 2b.", "  if ((PH & 4) && SEGS > 1) {  // 2b."),
+    ("  {  // 2c.", "  if (PH & 8) {  // 2c."),
+    ("  for (int i = threadIdx.x; i < L * DB; i += NT) {  // 3.",
+     "  if (PH & 16) for (int i = threadIdx.x; i < L * DB; i += NT) {  // 3."),
+]
+
 _HEADER = '''import triton
 import triton.language as tl
 
@@ -60,16 +75,26 @@ def _prefetch_l1(ptr):
 '''
 
 
+def _patch(src: str, patches: list, what: str) -> str:
+    """src with each (text, replacement) of patches applied; ValueError unless each text occurs exactly once."""
+    for old, new in patches:
+        if src.count(old) != 1:
+            raise ValueError(f"scan_phases patches no longer match {what} ({src.count(old)} matches of "
+                             f"{old.strip()[:60]!r}): update them to the kernel's new text.")
+        src = src.replace(old, new)
+    return src
+
+
 def patched_source() -> str:
     """The 'seq' kernel's source with PATCHES applied (ValueError if one does not match exactly once)."""
     from endolib.ops import scan_triton
-    src = textwrap.dedent(inspect.getsource(scan_triton._fwd_seq_kernel.fn))
-    for old, new in PATCHES:
-        if src.count(old) != 1:
-            raise ValueError(f"scan_phases.PATCHES no longer match _fwd_seq_kernel ({src.count(old)} matches of "
-                             f"{old.strip()[:60]!r}): update them to the kernel's new text.")
-        src = src.replace(old, new)
+    src = _patch(textwrap.dedent(inspect.getsource(scan_triton._fwd_seq_kernel.fn)), PATCHES, "_fwd_seq_kernel")
     return _HEADER + src.replace("@triton.jit\n", "", 1)
+
+
+def patched_walk_source(src: str, ph: int) -> str:
+    """A 'walk' kernel source (`scan_walk.source(...)`) with WALK_PATCHES applied and PH defined."""
+    return f"#define PH {ph}\n" + _patch(src, WALK_PATCHES, "scan_walk.source")
 
 
 _KERNEL = None
@@ -118,8 +143,24 @@ def _phases(ph: int, tch: int):
         scan_triton._fwd_seq_kernel = real
 
 
-def label(ph: int) -> str:
-    return " + ".join(name for bit, name in FLAGS.items() if ph & bit) or "launch only"
+@contextmanager
+def _walk_phases(ph: int):
+    """Inside, scan_walk compiles its kernel from the source patched with PH (its kernel cache emptied on the
+    way in and out, so no patched kernel outlives the block)."""
+    from endolib.ops import scan_walk
+    real = scan_walk.source
+    clear = getattr(scan_walk._kernel, "cache_clear", lambda: None)
+    scan_walk.source = lambda *args: patched_walk_source(real(*args), ph)
+    clear()
+    try:
+        yield
+    finally:
+        scan_walk.source = real
+        clear()
+
+
+def label(ph: int, walk: bool = False) -> str:
+    return " + ".join(name for bit, name in (WALK_FLAGS if walk else FLAGS).items() if ph & bit) or "launch only"
 
 
 # (tiles, PH, prologue rows per tile; 0 = the kernel's own): the tuned temporal tiles phase by phase, their
@@ -130,18 +171,21 @@ SPECS = ([("8,4,4,seq2", ph, 0) for ph in (7, 0, 1, 3, 5, 4, 6, 13, 21, 29, 31, 
          + [("8,4,16,seq2", ph, 0) for ph in (7, 0, 1, 3, 5, 21, 29)]
          + [("8,4,4,seq8", ph, 0) for ph in (7, 5, 13, 29)]
          + [("16,4,8,seq2", ph, 0) for ph in (7, 0, 1, 3, 5, 4)]
-         + [("8,1,1,seq2", ph, 0) for ph in (7, 0, 1, 5)])
+         + [("8,1,1,seq2", ph, 0) for ph in (7, 0, 1, 5)]
+         # the tuned 'walk' tiles (temporal, fused spatial) phase by phase, and staging + output alone
+         + [(t, ph, 0) for t in ("6,16,12,walk", "12,16,24,walk") for ph in (31, 0, 1, 3, 7, 15, 16, 17)])
 
 
 def time_phases(device, specs=SPECS) -> list:
     """Rows of `scan_check.time_tiles` (µs a call in CUDA graphs, both streaming shapes) per (tiles, PH, tch)."""
     rows = []
     for tiles, ph, tch in specs:
-        with _phases(ph, tch):
+        walk = tiles.endswith(",walk")
+        with _walk_phases(ph) if walk else _phases(ph, tch):
             for r in scan_check.time_tiles(device, tiles=(tiles,)):
                 r.pop("rel_vs_first", None)  # compared with itself: meaningless here
-                rows.append(dict(r, ph=ph, phases=label(ph), prologue_rows=tch or "auto"))
-                log.info("%-12s PH=%2d %-50s %-20s %6.2f us", tiles, ph, label(ph), r["case"],
+                rows.append(dict(r, ph=ph, phases=label(ph, walk), prologue_rows=tch or "auto"))
+                log.info("%-14s PH=%2d %-50s %-20s %6.2f us", tiles, ph, label(ph, walk), r["case"],
                          r.get("us_median", np.nan))
     return rows
 
