@@ -366,6 +366,35 @@ def test_plot_kernel_families_stacks_each_variant():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["H200: a", "H200: b"]
 
 
+def test_scan_phase_costs_are_differences_of_the_phase_chain():
+    """A phase's cost is the difference of the rows that switch it on after the ones before; 'seq' rows take
+    their first three flags as phases (the others change the walk); tiles without the whole chain and rows
+    with a forced prologue tile are left out; each bar is as long as the whole call."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from endolib.profiling import plots
+    walk = {0: 1.5, 1: 3.9, 3: 4.5, 7: 4.8, 15: 5.6, 31: 6.2, 16: 2.4}
+    seq = {0: 1.6, 1: 4.4, 3: 7.9, 7: 12.4, 13: 9.1}
+    rows = [dict(device_name="NVIDIA H200", tiles=t, case="temporal_b1_h0", ph=ph, us_median=us, prologue_rows="auto")
+            for t, tab in (("6,16,12,walk", walk), ("8,4,4,seq2", seq), ("8,1,1,seq2", {0: 1.0, 1: 2.0, 7: 9.0}))
+            for ph, us in tab.items()]
+    rows.append(dict(device_name="NVIDIA H200", tiles="8,4,4,seq2", case="temporal_b1_h0", ph=1, us_median=50.0,
+                     prologue_rows="32"))
+    costs = plots.scan_phase_costs(pd.DataFrame(rows))
+    got = {(r.tiles, r.phase): round(r.us, 6) for r in costs.itertuples()}
+    assert got == {("6,16,12,walk", "launch"): 1.5, ("6,16,12,walk", "staging"): 2.4,
+                   ("6,16,12,walk", "zero walks"): 0.6, ("6,16,12,walk", "state passing"): 0.3,
+                   ("6,16,12,walk", "walk writing partials"): 0.8, ("6,16,12,walk", "output"): 0.6,
+                   ("8,4,4,seq2", "launch"): 1.6, ("8,4,4,seq2", "prologue"): 2.8,
+                   ("8,4,4,seq2", "zero walk + passing"): 3.5, ("8,4,4,seq2", "walk writing y"): 4.5}
+    ax = plots.plot_scan_phases(pd.DataFrame(rows))
+    widths = {}
+    for p in ax.patches:
+        y = round(p.get_y() + p.get_height() / 2)
+        widths[y] = widths.get(y, 0) + p.get_width()
+    assert sorted(round(w, 6) for w in widths.values()) == [6.2, 12.4]
+
+
 _PHASES_SCRIPT = """
 import json, torch
 from endolib.ops import selective_scan

@@ -18,11 +18,11 @@ CURVE_MODES = ("stream_eager", "stream_fast", "stream_fast_graph", "stream_fast_
 
 def load_benchmarks(root: Optional[Path] = None) -> dict:
     """The newest committed GPU CSVs under outputs/benchmarks/ (any subfolder): {'speed', 'floor', 'scan',
-    'kernels'} -> DataFrame; empty dict when none are there."""
+    'kernels', 'phases'} -> DataFrame; empty dict when none are there."""
     root = Path(root) if root is not None else OUTPUTS / "benchmarks"
     found = {}
     for key, name in (("speed", "speed_gpu.csv"), ("floor", "floor_gpu.csv"), ("scan", "scan_check_gpu.csv"),
-                      ("kernels", "kernels_gpu.csv")):
+                      ("kernels", "kernels_gpu.csv"), ("phases", "scan_phases_gpu.csv")):
         files = sorted(root.rglob(name), key=lambda p: p.stat().st_mtime) if root.exists() else []
         if files:
             found[key] = pd.read_csv(files[-1])
@@ -109,14 +109,53 @@ def plot_kernel_families(kernels: pd.DataFrame, ax=None, title: str = ""):
     k = kernels.copy()
     k["variant"] = _short_device(k["device_name"]) + ": " + k["mode"]
     wide = k.pivot_table(index="variant", columns="family", values="us", aggfunc="sum", sort=False).fillna(0.0)
-    left = pd.Series(0.0, index=wide.index)
-    for fam in [f for f in FAMILY_COLORS if f in wide] + [f for f in wide if f not in FAMILY_COLORS]:
-        ax.barh(wide.index, wide[fam], left=left, label=fam, color=FAMILY_COLORS.get(fam))
-        left += wide[fam]
-    ax.invert_yaxis()
+    _stacked_barh(ax, wide[[f for f in FAMILY_COLORS if f in wide] + [f for f in wide if f not in FAMILY_COLORS]],
+                  FAMILY_COLORS)
     ax.set(xlabel="GPU µs per streamed frame (kernel time, profiler)", title=title)
+    return ax
+
+
+def _stacked_barh(ax, wide: pd.DataFrame, colors: dict):
+    """One horizontal bar per row of `wide` (top to bottom in its order), its columns stacked left to right."""
+    left = pd.Series(0.0, index=wide.index)
+    for col in wide.columns:
+        ax.barh(wide.index, wide[col], left=left, label=col, color=colors.get(col))
+        left += wide[col]
+    ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=7, loc="lower right")
+
+
+def scan_phase_costs(phases: pd.DataFrame) -> pd.DataFrame:
+    """Rows of scan_phases_gpu.csv -> the µs of each phase of one scan call, per device / tiles / shape: the rows
+    whose PH switches the phases on one after another (0, 1, 3, 7, ...) differ by one phase each. Tiles measured
+    without that whole chain are left out."""
+    from endolib.profiling.scan_phases import FLAGS, WALK_FLAGS
+    out = []
+    auto = phases[phases["prologue_rows"].astype(str) == "auto"]
+    for (dev, tiles, case), g in auto.groupby(["device_name", "tiles", "case"], sort=False):
+        walk = tiles.endswith(",walk")
+        bits = list(WALK_FLAGS) if walk else [1, 2, 4]  # 'seq' flags past 4 change a phase, they add none
+        names = WALK_FLAGS if walk else FLAGS
+        us = g.groupby("ph")["us_median"].median()
+        chain = [sum(bits[:k]) for k in range(len(bits) + 1)]
+        if not set(chain) <= set(us.index):
+            continue
+        costs = [("launch", us[0])] + [(names[b], us[hi] - us[lo]) for b, lo, hi in zip(bits, chain, chain[1:])]
+        out += [dict(device_name=dev, tiles=tiles, case=case, phase=name, us=v) for name, v in costs]
+    return pd.DataFrame(out, columns=["device_name", "tiles", "case", "phase", "us"])
+
+
+def plot_scan_phases(phases: pd.DataFrame, ax=None, title: str = ""):
+    """Stacked bars: one scan call split into its phases (`scan_phase_costs`), one bar per device / tiles /
+    shape; a bar's length is the whole call."""
+    costs = scan_phase_costs(phases)
+    costs["bar"] = (_short_device(costs["device_name"]) + ": " + costs["tiles"] + " " + costs["case"])
+    wide = costs.pivot_table(index="bar", columns="phase", values="us", aggfunc="sum", sort=False).fillna(0.0)
+    ax = ax or plt.subplots(figsize=(10, 0.4 * len(wide) + 1.5))[1]
+    _stacked_barh(ax, wide, dict(zip(wide.columns, plt.get_cmap("tab10").colors * 2)))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars: long ones reach the edge
+    ax.set(xlabel="µs per scan call in a CUDA graph (phases switched off one by one)", title=title)
     return ax
 
 
