@@ -16,7 +16,7 @@ from endolib.profiling import floor, harness, scan_check, suite
 from endolib.profiling.baselines import build_baseline
 from endolib.profiling.fast_stream import FastStream, compile_options, embed_at, fuse_norms
 from endolib.profiling.fused_mixer import fold_dt_proj, fuse_mixers
-from walk_host import HostKernel, compiler
+from walk_host import compiler, host_kernel
 
 
 @pytest.fixture(scope="module")
@@ -434,8 +434,7 @@ def test_scan_phases_patch_the_walk_kernel(monkeypatch):
     real kernel again. A kernel text the patches no longer match fails loudly."""
     from endolib.ops import scan_triton, scan_walk
     from endolib.profiling import scan_phases
-    monkeypatch.setattr(scan_walk, "_kernel", lambda bd, segs, npt, bn, dtype, counts, dev: HostKernel(
-        scan_walk.source(bd, segs, npt, bn, dtype, counts)))
+    monkeypatch.setattr(scan_walk, "_kernel", host_kernel)
     g = torch.Generator().manual_seed(int.from_bytes(os.urandom(2), "little"))
     b, d, l, n = 1, 12, 37, 16
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731

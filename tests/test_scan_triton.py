@@ -16,7 +16,7 @@ import torch
 
 from endolib.ops import selective_scan_ref
 from endolib.ops import scan_triton, scan_walk
-from walk_host import HostKernel, compiler
+from walk_host import compiler, host_kernel
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 FLAG_SETS = [  # (initial_state, z, D, delta_bias, softplus)
@@ -217,9 +217,7 @@ def test_walk_kernel_on_the_host_matches_reference(spec, d, l, n, dtype, monkeyp
     token-major strided rows, channels and states past the tile masked (d not a multiple of BLOCK_D, n = 5 in
     8 padded states), segments of uneven length, 32 segments (the state passing in several rounds), staging in
     several chunks (l = 600); all optional inputs, then none (no softplus)."""
-    def host(block_d, segs, npt, block_n, dtype, counts, device_index):  # scan_walk._kernel, built for the CPU
-        return HostKernel(scan_walk.source(block_d, segs, npt, block_n, dtype, counts))
-    monkeypatch.setattr(scan_walk, "_kernel", host)
+    monkeypatch.setattr(scan_walk, "_kernel", host_kernel)
     tiles = scan_triton.parse_tiles(spec, n)
     g = torch.Generator().manual_seed(int.from_bytes(os.urandom(2), "little"))
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731

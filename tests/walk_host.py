@@ -112,6 +112,13 @@ class HostKernel:
                                  f"(a GPU faults on them)")
 
 
+def host_kernel(block_d: int, segs: int, npt: int, block_n: int, dtype, counts: tuple, device_index: int):
+    """Stands in for `scan_walk._kernel` (monkeypatched): the kernel of `scan_walk.source(...)`, as it reads at
+    call time, built for this CPU."""
+    from endolib.ops import scan_walk
+    return HostKernel(scan_walk.source(block_d, segs, npt, block_n, dtype, counts))
+
+
 @functools.lru_cache(maxsize=None)
 def _build(source: str) -> ctypes.CDLL:
     text = _SHIM + source + _LAUNCH

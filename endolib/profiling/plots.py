@@ -130,13 +130,11 @@ def scan_phase_costs(phases: pd.DataFrame) -> pd.DataFrame:
     """Rows of scan_phases_gpu.csv -> the µs of each phase of one scan call, per device / tiles / shape: the rows
     whose PH switches the phases on one after another (0, 1, 3, 7, ...) differ by one phase each. Tiles measured
     without that whole chain are left out."""
-    from endolib.profiling.scan_phases import FLAGS, WALK_FLAGS
+    from endolib.profiling.scan_phases import flags_of, phase_bits
     out = []
     auto = phases[phases["prologue_rows"].astype(str) == "auto"]
     for (dev, tiles, case), g in auto.groupby(["device_name", "tiles", "case"], sort=False):
-        walk = tiles.endswith(",walk")
-        bits = list(WALK_FLAGS) if walk else [1, 2, 4]  # 'seq' flags past 4 change a phase, they add none
-        names = WALK_FLAGS if walk else FLAGS
+        bits, names = phase_bits(tiles), flags_of(tiles)
         us = g.groupby("ph")["us_median"].median()
         chain = [sum(bits[:k]) for k in range(len(bits) + 1)]
         if not set(chain) <= set(us.index):

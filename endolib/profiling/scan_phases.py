@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 FLAGS = {1: "prologue", 2: "zero walk + passing", 4: "walk writing y", 8: "fixed rows", 16: "no y stores",
          32: "L1 prefetch"}
 WALK_FLAGS = {1: "staging", 2: "zero walks", 4: "state passing", 8: "walk writing partials", 16: "output"}
+SEQ_PHASE_BITS = (1, 2, 4)  # the 'seq' flags that add a phase; 8, 16 and 32 change how its walk runs
 # the kernel's body is indented by 4 after textwrap.dedent
 _WALK_Y = ("        nxt = _seq_group_loads(ws + (first + s0 + UNROLL) * W, W, BLOCK_D, BLOCK_N, True, UNROLL)\n"
            "        h = _seq_walk(cur, h, A2, o_ptr, first + s0, L, dmask, so_l, UNROLL, INTERPRET)\n")
@@ -159,8 +160,22 @@ def _walk_phases(ph: int):
         clear()
 
 
-def label(ph: int, walk: bool = False) -> str:
-    return " + ".join(name for bit, name in (WALK_FLAGS if walk else FLAGS).items() if ph & bit) or "launch only"
+def is_walk(tiles: str) -> bool:
+    return tiles.endswith(",walk")
+
+
+def flags_of(tiles: str) -> dict:
+    """The PH flags of the kernel a tile spec runs: WALK_FLAGS for 'walk' tiles, FLAGS for the 'seq' kernel."""
+    return WALK_FLAGS if is_walk(tiles) else FLAGS
+
+
+def phase_bits(tiles: str) -> tuple:
+    """The flags that each add a phase, in the kernel's order: PH = 0, 1, 3, 7, ... switch them on one by one."""
+    return tuple(WALK_FLAGS) if is_walk(tiles) else SEQ_PHASE_BITS
+
+
+def label(ph: int, tiles: str) -> str:
+    return " + ".join(name for bit, name in flags_of(tiles).items() if ph & bit) or "launch only"
 
 
 # (tiles, PH, prologue rows per tile; 0 = the kernel's own): the tuned temporal tiles phase by phase, their
@@ -180,12 +195,11 @@ def time_phases(device, specs=SPECS) -> list:
     """Rows of `scan_check.time_tiles` (µs a call in CUDA graphs, both streaming shapes) per (tiles, PH, tch)."""
     rows = []
     for tiles, ph, tch in specs:
-        walk = tiles.endswith(",walk")
-        with _walk_phases(ph) if walk else _phases(ph, tch):
+        with _walk_phases(ph) if is_walk(tiles) else _phases(ph, tch):
             for r in scan_check.time_tiles(device, tiles=(tiles,)):
                 r.pop("rel_vs_first", None)  # compared with itself: meaningless here
-                rows.append(dict(r, ph=ph, phases=label(ph, walk), prologue_rows=tch or "auto"))
-                log.info("%-14s PH=%2d %-50s %-20s %6.2f us", tiles, ph, label(ph, walk), r["case"],
+                rows.append(dict(r, ph=ph, phases=label(ph, tiles), prologue_rows=tch or "auto"))
+                log.info("%-14s PH=%2d %-50s %-20s %6.2f us", tiles, ph, label(ph, tiles), r["case"],
                          r.get("us_median", np.nan))
     return rows
 
